@@ -17,6 +17,7 @@ copy downscaled to ``SEARCH_SIDE`` px):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -29,7 +30,7 @@ from vision.layout import Side
 Image = npt.NDArray[np.uint8]
 Quad = npt.NDArray[np.float32]  # (4, 2): TL, TR, BR, BL in reading orientation
 
-SEARCH_SIDE = 600
+SEARCH_SIDE = 512
 REFINE_SIDE = 1600
 MIN_AREA_FRACTION = 0.08  # the issue promises 25-90 %; leave room for cut-off cards
 
@@ -60,6 +61,11 @@ class RectifiedCard:
     detection: CardDetection | None  # None when the whole image was taken as the card
 
 
+def _u8(array: object) -> Image:
+    """OpenCV returns loosely typed arrays; pin them to uint8 images (no copy)."""
+    return np.asarray(array, dtype=np.uint8)
+
+
 def _order_clockwise(points: npt.NDArray[np.float32]) -> Quad:
     """Order four points clockwise (image coordinates) starting at the top-left-most."""
     c = points.mean(axis=0)
@@ -71,8 +77,9 @@ def _order_clockwise(points: npt.NDArray[np.float32]) -> Quad:
 
 def _long_side_first(quad: Quad) -> Quad:
     """Roll the corners so that the first edge (0->1) is a long side of the card."""
-    e01 = np.linalg.norm(quad[0] - quad[1]) + np.linalg.norm(quad[2] - quad[3])
-    e12 = np.linalg.norm(quad[1] - quad[2]) + np.linalg.norm(quad[3] - quad[0])
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = quad.tolist()
+    e01 = math.hypot(x0 - x1, y0 - y1) + math.hypot(x2 - x3, y2 - y3)
+    e12 = math.hypot(x1 - x2, y1 - y2) + math.hypot(x3 - x0, y3 - y0)
     return quad if e01 >= e12 else np.roll(quad, -1, axis=0)
 
 
@@ -99,8 +106,8 @@ def _candidate_masks(small: Image) -> list[Image]:
     masks: list[Image] = []
 
     med = float(np.median(blur))
-    edges = cv2.Canny(blur, int(max(10, 0.5 * med)), int(min(255, 1.2 * med + 30)))
-    edges = cv2.dilate(edges, np.ones((3, 3), np.uint8), iterations=2)
+    edges = _u8(cv2.Canny(blur, int(max(10, 0.5 * med)), int(min(255, 1.2 * med + 30))))
+    edges = _u8(cv2.dilate(edges, np.ones((3, 3), np.uint8), iterations=2))
     # Closed regions bounded by edges: fill what the edges enclose.
     masks.append(edges)
 
@@ -109,13 +116,15 @@ def _candidate_masks(small: Image) -> list[Image]:
     kernel = np.ones((7, 7), np.uint8)
     for sat_max, val_min in ((60, 150), (90, 120), (40, 185)):
         paper = ((sat < sat_max) & (val > val_min)).astype(np.uint8) * 255
-        paper = cv2.morphologyEx(paper, cv2.MORPH_CLOSE, kernel, iterations=2)
-        paper = cv2.morphologyEx(paper, cv2.MORPH_OPEN, kernel)
+        paper = _u8(cv2.morphologyEx(paper, cv2.MORPH_CLOSE, kernel, iterations=2))
+        paper = _u8(cv2.morphologyEx(paper, cv2.MORPH_OPEN, kernel))
         masks.append(paper)
     _, otsu = cv2.threshold(blur, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    otsu = cv2.morphologyEx(otsu, cv2.MORPH_CLOSE, kernel, iterations=2)
-    masks.append(otsu)
+    masks.append(_u8(cv2.morphologyEx(otsu, cv2.MORPH_CLOSE, kernel, iterations=2)))
     return masks
+
+
+_SUPPORT_T = np.linspace(0.05, 0.95, 40, dtype=np.float32)
 
 
 def _edge_support(edge_map: Image, quad: Quad) -> float:
@@ -125,18 +134,19 @@ def _edge_support(edge_map: Image, quad: Quad) -> float:
     the sides that are visible.
     """
     h, w = edge_map.shape
-    t = np.linspace(0.05, 0.95, 40, dtype=np.float32)[:, None]
-    per_side = []
-    for i in range(4):
-        pts = quad[i] + (quad[(i + 1) % 4] - quad[i]) * t
-        xi = np.round(pts[:, 0]).astype(np.int32)
-        yi = np.round(pts[:, 1]).astype(np.int32)
-        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-        if inside.sum() >= 8:
-            per_side.append(float((edge_map[yi[inside], xi[inside]] > 0).mean()))
-    if len(per_side) < 2:
+    a = quad
+    b = np.roll(quad, -1, axis=0)
+    pts = a[:, None, :] + (b - a)[:, None, :] * _SUPPORT_T[None, :, None]  # (4, T, 2)
+    xi = np.round(pts[..., 0]).astype(np.int32)
+    yi = np.round(pts[..., 1]).astype(np.int32)
+    inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+    hits = edge_map[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)] > 0
+    counts = inside.sum(axis=1)
+    visible = counts >= 8
+    if int(visible.sum()) < 2:
         return 0.0
-    return 0.5 * float(np.mean(per_side)) + 0.5 * min(per_side)
+    per_side = (hits & inside).sum(axis=1)[visible] / counts[visible]
+    return 0.5 * float(per_side.mean()) + 0.5 * float(per_side.min())
 
 
 def _line_quads(gray: Image) -> list[Quad]:
@@ -152,8 +162,8 @@ def _line_quads(gray: Image) -> list[Quad]:
         return []
     segs = found.reshape(-1, 4).astype(np.float32)
     lengths = np.hypot(segs[:, 2] - segs[:, 0], segs[:, 3] - segs[:, 1])
-    segs = segs[lengths >= 0.06 * max(h, w)]
-    lengths = lengths[lengths >= 0.06 * max(h, w)]
+    segs = segs[lengths >= 0.03 * max(h, w)]
+    lengths = lengths[lengths >= 0.03 * max(h, w)]
     # Merge collinear segments into lines: (angle, rho, support length).
     lines: list[list[float]] = []
     for k in np.argsort(-lengths):
@@ -164,15 +174,17 @@ def _line_quads(gray: Image) -> list[Quad]:
         for line in lines:
             dtheta = abs(line[0] - theta)
             dtheta = min(dtheta, np.pi - dtheta)
-            if dtheta < np.radians(3) and abs(
-                (x0 * -np.sin(line[0]) + y0 * np.cos(line[0])) - line[1]
-            ) < 4 and abs((x1 * -np.sin(line[0]) + y1 * np.cos(line[0])) - line[1]) < 4:
+            if (
+                dtheta < np.radians(3)
+                and abs((x0 * -np.sin(line[0]) + y0 * np.cos(line[0])) - line[1]) < 4
+                and abs((x1 * -np.sin(line[0]) + y1 * np.cos(line[0])) - line[1]) < 4
+            ):
                 line[2] += float(lengths[k])
                 break
         else:
             lines.append([theta, float(rho), float(lengths[k])])
     lines.sort(key=lambda ln: -ln[2])
-    lines = lines[:12]
+    lines = lines[:14]
     min_gap = 0.12 * min(h, w)
     pairs: list[tuple[list[float], list[float]]] = []
     for i in range(len(lines)):
@@ -191,16 +203,24 @@ def _line_quads(gray: Image) -> list[Quad]:
             if dtheta < np.radians(50):
                 continue
             corners = [_cross(a, c), _cross(c, b), _cross(b, d), _cross(d, a)]
-            if any(p is None for p in corners):
-                continue
             pts = np.array(corners, dtype=np.float32)
             margin = 0.15 * max(h, w)  # corners of a cut-off card may lie outside
-            if (pts < -margin).any() or (pts[:, 0] > w + margin).any() or (
-                pts[:, 1] > h + margin
-            ).any():
+            if (
+                (pts < -margin).any()
+                or (pts[:, 0] > w + margin).any()
+                or (pts[:, 1] > h + margin).any()
+            ):
                 continue
             quads.append(_order_clockwise(pts))
     return quads
+
+
+def _shoelace(points: list[tuple[float, float]]) -> float:
+    """Area of a polygon given in order (either direction)."""
+    area = 0.0
+    for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1], strict=True):
+        area += x0 * y1 - x1 * y0
+    return abs(area) / 2
 
 
 def _line_distance(a: list[float], b: list[float], w: int, h: int) -> float:
@@ -224,7 +244,9 @@ def _cross(a: list[float], b: list[float]) -> tuple[float, float] | None:
     return float(x), float(y)
 
 
-def _triple(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> float:
+def _triple(
+    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c: npt.NDArray[np.float64]
+) -> float:
     """(a x b) . c without numpy's slow generic cross product."""
     return float(
         (a[1] * b[2] - a[2] * b[1]) * c[0]
@@ -241,38 +263,40 @@ def _rectified_aspect(quad: Quad, center: tuple[float, float] | None = None) -> 
     aspect follows from the quad alone (Zhang & He, "Whiteboard scanning", 2007).
     Falls back to side lengths when the view is too close to fronto-parallel.
     """
-    q = _long_side_first(quad).astype(np.float64)
-    long_side = (np.linalg.norm(q[0] - q[1]) + np.linalg.norm(q[2] - q[3])) / 2
-    short_side = (np.linalg.norm(q[1] - q[2]) + np.linalg.norm(q[3] - q[0])) / 2
-    naive = float(long_side / max(short_side, 1e-6))
+    q = [(float(x), float(y)) for x, y in _long_side_first(quad)]
+
+    def dist(a: tuple[float, float], b: tuple[float, float]) -> float:
+        return math.hypot(a[0] - b[0], a[1] - b[1])
+
+    long_side = (dist(q[0], q[1]) + dist(q[2], q[3])) / 2
+    short_side = (dist(q[1], q[2]) + dist(q[3], q[0])) / 2
+    naive = long_side / max(short_side, 1e-6)
     if center is None:
         return naive
-    c = np.array(center, dtype=np.float64)
-    m1, m2, m4, m3 = (np.append(p - c, 1.0) for p in q)  # TL, TR, BR, BL
+    cx, cy = center
+    m1, m2, m4, m3 = ((x - cx, y - cy, 1.0) for x, y in q)  # TL, TR, BR, BL
     d2 = _triple(m2, m4, m3)
     d3 = _triple(m3, m4, m2)
     if abs(d2) < 1e-12 or abs(d3) < 1e-12:
         return naive
     k2 = _triple(m1, m4, m3) / d2
     k3 = _triple(m1, m4, m2) / d3
-    n2 = k2 * m2 - m1
-    n3 = k3 * m3 - m1
+    n2 = (k2 * m2[0] - m1[0], k2 * m2[1] - m1[1], k2 - 1.0)
+    n3 = (k3 * m3[0] - m1[0], k3 * m3[1] - m1[1], k3 - 1.0)
     denom = n2[2] * n3[2]
     if abs(denom) < 1e-9:
         return naive
     f2 = -(n2[0] * n3[0] + n2[1] * n3[1]) / denom
-    if not np.isfinite(f2) or f2 <= 0:
+    if not math.isfinite(f2) or f2 <= 0:
         return naive
     w2 = (n2[0] ** 2 + n2[1] ** 2) / f2 + n2[2] ** 2
     h2 = (n3[0] ** 2 + n3[1] ** 2) / f2 + n3[2] ** 2
-    if w2 <= 0 or h2 <= 0:
-        return naive
     # A focal length far outside phone cameras means the estimate is noise.
-    f = float(np.sqrt(f2))
-    diag = float(np.hypot(*(2 * c)))
-    if not 0.3 * diag < f < 5 * diag:
+    f = math.sqrt(f2)
+    diag = 2 * math.hypot(cx, cy)
+    if w2 <= 0 or h2 <= 0 or not 0.3 * diag < f < 5 * diag:
         return naive
-    return float(np.sqrt(w2 / h2))
+    return math.sqrt(w2 / h2)
 
 
 def _score(quad: Quad, edge_map: Image, frame_area: float) -> float:
@@ -290,7 +314,7 @@ def _score(quad: Quad, edge_map: Image, frame_area: float) -> float:
     if aspect_score < 0.2:
         return 0.0
     support = _edge_support(edge_map, quad)
-    return aspect_score * support**2 * (0.6 + 0.4 * min(1.0, frac / 0.5))
+    return aspect_score * (0.2 + 0.8 * support) * (0.6 + 0.4 * min(1.0, frac / 0.5))
 
 
 def find_card(image: Image) -> CardDetection | None:
@@ -303,47 +327,55 @@ def find_card(image: Image) -> CardDetection | None:
     # Halving with pyrDown is 3x cheaper than one INTER_AREA resize of a 12 MP photo.
     work = image
     while max(work.shape[:2]) > 2 * REFINE_SIDE:
-        work = cv2.pyrDown(work)
+        work = _u8(cv2.pyrDown(work))
     wscale = work.shape[1] / w
     scale = SEARCH_SIDE / max(h, w)
-    small = cv2.resize(work, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    small = _u8(
+        cv2.resize(work, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    )
     sh, sw = small.shape[:2]
     frame_area = float(sh * sw)
-    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    edge_map = cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 40, 120)
-    edge_map = cv2.dilate(edge_map, np.ones((3, 3), np.uint8))
+    gray = _u8(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+    # Low thresholds: a light card on white paper has faint borders.
+    edge_map = _u8(cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 20, 60))
+    edge_map = _u8(cv2.dilate(edge_map, np.ones((3, 3), np.uint8)))
 
-    best: tuple[float, Quad] | None = None
-    for quad in _line_quads(gray):
-        s = _score(quad, edge_map, frame_area)
-        if best is None or s > best[0]:
-            best = (s, quad)
+    line_candidates = [(_score(q, edge_map, frame_area), q) for q in _line_quads(gray)]
+    mask_candidates: list[tuple[float, Quad]] = []
     for mask in _candidate_masks(small):
         contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         for contour in contours:
             if cv2.contourArea(contour) < MIN_AREA_FRACTION * frame_area:
                 continue
-            quad = _quad_from_contour(contour)
-            if quad is None:
-                continue
-            s = _score(quad, edge_map, frame_area)
-            if best is None or s > best[0]:
-                best = (s, quad)
+            found = _quad_from_contour(np.asarray(contour, dtype=np.int32))
+            if found is not None:
+                mask_candidates.append((_score(found, edge_map, frame_area), found))
+    # Geometry narrows the field; the printed layout decides: sheets of paper, boxes
+    # and screens are card-shaped too, but only a card carries the card's layout.
+    # Each source gets its own quota so that one (a screen's many straight lines)
+    # cannot crowd out the other.
+    tolerance = 0.04 * max(sh, sw)
+    distinct = _distinct(line_candidates, tolerance) + _distinct(mask_candidates, tolerance)
+    best: tuple[float, Quad] | None = None
+    for geo, quad in distinct:
+        content = _layout_match(_warp_small(small, quad))[0]
+        total = float(np.sqrt(geo)) * max(0.0, content)
+        if best is None or total > best[0]:
+            best = (total, quad)
     # A scan or tight crop has no card border to find: the whole frame is the card.
-    # Scored below a well-supported quad so a photographed card still wins.
     full = np.array([[0, 0], [sw - 1, 0], [sw - 1, sh - 1], [0, sh - 1]], dtype=np.float32)
     full_aspect = _rectified_aspect(full)
-    full_score = 0.9 * float(
-        np.exp(-(np.log(full_aspect / layout.CARD_ASPECT) ** 2) / (2 * 0.08**2))
-    )
-    if full_score > 0.3 and (best is None or full_score > best[0]):
-        return None
-    if best is None or best[0] < 0.15:
+    aspect_fit = float(np.exp(-(np.log(full_aspect / layout.CARD_ASPECT) ** 2) / (2 * 0.08**2)))
+    if aspect_fit > 0.3:
+        full_total = aspect_fit * max(0.0, _layout_match(_warp_small(small, full))[0])
+        if best is None or full_total >= best[0]:
+            return None
+    if best is None or best[0] < MIN_CARD_SCORE:
         return None
     score, quad_small = best
     quad = _long_side_first(quad_small / scale)
-    # Refine at <= REFINE_SIDE px: precise enough for the layout crops (a pixel there is
-    # under a pixel of the canonical card) and bounded in cost on 12 MP photos.
+    # Refine at <= 2 x REFINE_SIDE px: precise enough for the layout crops and bounded
+    # in cost on 12 MP photos.
     quad = _refine_quad(work, quad * wscale) / wscale
     margin = 2.0
     touches = bool(
@@ -362,54 +394,169 @@ def find_card(image: Image) -> CardDetection | None:
     )
 
 
+def _distinct(candidates: list[tuple[float, Quad]], tolerance: float) -> list[tuple[float, Quad]]:
+    """The best-scoring candidates, skipping near-duplicates of better ones."""
+    out: list[tuple[float, Quad]] = []
+    for geo, quad in sorted(candidates, key=lambda c: -c[0]):
+        if geo <= 0.02:
+            break
+        if all(_corner_distance(quad, q) > tolerance for _, q in out):
+            out.append((geo, quad))
+            if len(out) == CONTENT_CHECKS:
+                break
+    return out
+
+
+def _corner_distance(a: Quad, b: Quad) -> float:
+    """Largest corner displacement between two quads, over the cyclic orderings."""
+    return min(float(np.abs(np.roll(a, k, axis=0) - b).max()) for k in range(4))
+
+
+# --- the printed layout as a template ---------------------------------------------------
+GRID_W, GRID_H = 32, 20
+CONTENT_CHECKS = 16
+MIN_CARD_SCORE = 0.12
+
+
+def _template(regions: list[tuple[layout.Region, float]]) -> npt.NDArray[np.float32]:
+    t = np.zeros((GRID_H, GRID_W), dtype=np.float32)
+    for region, weight in regions:
+        x0, y0, x1, y1 = region.x0 * GRID_W, region.y0 * GRID_H, region.x1 * GRID_W, region.y1 * GRID_H
+        for gy in range(GRID_H):
+            oy = max(0.0, min(gy + 1, y1) - max(gy, y0))
+            for gx in range(GRID_W):
+                ox = max(0.0, min(gx + 1, x1) - max(gx, x0))
+                t[gy, gx] = max(t[gy, gx], weight * ox * oy)
+    return t
+
+
+def _front_template() -> npt.NDArray[np.float32]:
+    regions = [(r, 0.8) for r in layout.FRONT_LABELS.values()]
+    for name, r in layout.FRONT_VALUES.items():
+        # Values are left-aligned and of varying length: expect ink at their start.
+        extent = 0.9 if name in ("id_number", "address") else 0.45
+        regions.append((layout.Region(r.x0, r.y0, r.x0 + (r.x1 - r.x0) * extent, r.y1), 0.7))
+    regions.append((layout.PORTRAIT_PHOTO, 1.0))
+    return _template(regions)
+
+
+def _back_template() -> npt.NDArray[np.float32]:
+    regions = [(layout.EMBLEM, 1.0), (layout.BACK_TITLE, 0.9)]
+    regions += [(r, 0.8) for r in layout.BACK_LABELS.values()]
+    regions += [
+        (layout.Region(r.x0, r.y0, r.x0 + (r.x1 - r.x0) * 0.7, r.y1), 0.7)
+        for r in layout.BACK_VALUES.values()
+    ]
+    return _template(regions)
+
+
+def _normalised(t: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    v = t - t.mean()
+    return np.asarray(v / max(float(np.linalg.norm(v)), 1e-6), dtype=np.float32)
+
+
+_FRONT = _normalised(_front_template())
+_BACK = _normalised(_back_template())
+_HYPOTHESES: tuple[tuple[Side, bool, npt.NDArray[np.float32]], ...] = (
+    (Side.PORTRAIT, False, _FRONT),
+    (Side.PORTRAIT, True, np.ascontiguousarray(_FRONT[::-1, ::-1])),
+    (Side.EMBLEM, False, _BACK),
+    (Side.EMBLEM, True, np.ascontiguousarray(_BACK[::-1, ::-1])),
+)
+
+
+def _warp_small(image: Image, quad: Quad) -> Image:
+    """Warp ``quad`` of ``image`` to a tiny canonical card (4 px per template cell)."""
+    w, h = GRID_W * 4, GRID_H * 4
+    q = _long_side_first(quad)
+    dst = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32)
+    m = cv2.getPerspectiveTransform(q.astype(np.float32), dst)
+    return _u8(cv2.warpPerspective(image, m, (w, h), flags=cv2.INTER_AREA))
+
+
+def _ink_density(card: Image) -> npt.NDArray[np.float32]:
+    """Share of dark (ink, photo, emblem) pixels per template cell."""
+    size = (GRID_W * 4, GRID_H * 4)
+    small = card if card.shape[1::-1] == size else _u8(cv2.resize(card, size, interpolation=cv2.INTER_AREA))
+    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    # Background from a blurred copy so uneven light and glare do not read as ink.
+    background = cv2.dilate(gray, np.ones((9, 9), np.uint8))
+    background = cv2.GaussianBlur(background, (0, 0), 4)
+    dark = np.clip((background - gray) / 40.0, 0.0, 1.0)
+    cells = dark.reshape(GRID_H, 4, GRID_W, 4).mean(axis=(1, 3))
+    return np.asarray(cells, dtype=np.float32)
+
+
+def _layout_match(card: Image) -> tuple[float, Side, bool, float]:
+    """Best correlation of the card's ink with a layout hypothesis.
+
+    Returns ``(correlation, side, upside_down, margin_to_runner_up)``.
+    """
+    observed = _normalised(_ink_density(card))
+    scored = sorted(
+        ((float((observed * t).sum()), side, flipped) for side, flipped, t in _HYPOTHESES),
+        key=lambda r: -r[0],
+    )
+    best, runner_up = scored[0], scored[1]
+    return best[0], best[1], best[2], best[0] - runner_up[0]
+
+
 def _refine_quad(image: Image, quad: Quad) -> Quad:
     """Snap each side to the strongest nearby edge and re-intersect the four lines."""
-    gray = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (0, 0), 1.0)
-    gx = cv2.Sobel(gray, cv2.CV_16S, 1, 0, ksize=3)
-    gy = cv2.Sobel(gray, cv2.CV_16S, 0, 1, ksize=3)
-    diag = float(np.hypot(*image.shape[:2]))
-    h, w = gray.shape
+    h, w = image.shape[:2]
+    diag = float(np.hypot(h, w))
     band = max(4.0, diag * 0.012)
-    center = quad.mean(axis=0)
+    # Gradients only inside the quad's bounding box (plus the search band).
+    bx0 = int(max(0, np.floor(quad[:, 0].min() - band - 2)))
+    by0 = int(max(0, np.floor(quad[:, 1].min() - band - 2)))
+    bx1 = int(min(w, np.ceil(quad[:, 0].max() + band + 3)))
+    by1 = int(min(h, np.ceil(quad[:, 1].max() + band + 3)))
+    if bx1 - bx0 < 8 or by1 - by0 < 8:
+        return quad
+    roi = cv2.cvtColor(image[by0:by1, bx0:bx1], cv2.COLOR_BGR2GRAY)
+    roi = cv2.GaussianBlur(roi, (0, 0), 1.0)
+    gx = cv2.Sobel(roi, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(roi, cv2.CV_32F, 0, 1, ksize=3)
+    rh, rw = roi.shape[:2]
+    local = quad - np.array([bx0, by0], dtype=np.float32)
+    center = local.mean(axis=0)
+    offsets = np.linspace(-band, band, int(2 * band) + 1, dtype=np.float32)
+    ts = np.linspace(0.08, 0.92, 48, dtype=np.float32)
     lines: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None] = []
     for i in range(4):
-        a, b = quad[i], quad[(i + 1) % 4]
+        a, b = local[i], local[(i + 1) % 4]
         d = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
         n = np.array([-d[1], d[0]], dtype=np.float32)
-        if np.dot(center - a, n) < 0:
+        if float(np.dot(center - a, n)) < 0:
             n = -n  # n points into the card
-        pts = []
-        offsets = np.linspace(-band, band, int(2 * band) + 1)
-        for t in np.linspace(0.08, 0.92, 48):
-            p = a + (b - a) * t
-            samples = p[None, :] + offsets[:, None] * n[None, :]
-            xs = np.clip(np.round(samples[:, 0]).astype(int), 0, w - 1)
-            ys = np.clip(np.round(samples[:, 1]).astype(int), 0, h - 1)
-            inside = (samples[:, 0] >= 0) & (samples[:, 0] < w) & (samples[:, 1] >= 0) & (
-                samples[:, 1] < h
-            )
-            # Gradient along the normal, either polarity (card lighter or darker).
-            g = np.abs(gx[ys, xs] * float(n[0]) + gy[ys, xs] * float(n[1])) * inside
-            k = int(np.argmax(g))
-            if g[k] > 8.0:
-                pts.append(samples[k])
-        if len(pts) < 8:
+        base = a[None, :] + (b - a)[None, :] * ts[:, None]  # (T, 2)
+        samples = base[:, None, :] + offsets[None, :, None] * n[None, None, :]  # (T, K, 2)
+        xs = np.round(samples[..., 0]).astype(np.int32)
+        ys = np.round(samples[..., 1]).astype(np.int32)
+        inside = (xs >= 0) & (xs < rw) & (ys >= 0) & (ys < rh)
+        xs, ys = np.clip(xs, 0, rw - 1), np.clip(ys, 0, rh - 1)
+        # Gradient along the normal, either polarity (card lighter or darker).
+        g = np.abs(gx[ys, xs] * float(n[0]) + gy[ys, xs] * float(n[1])) * inside
+        k = np.argmax(g, axis=1)
+        rows = np.arange(len(ts))
+        strong = g[rows, k] > 8.0
+        if int(strong.sum()) < 8:
             lines.append(None)
             continue
-        arr = np.asarray(pts, dtype=np.float32)
-        vx, vy, x0, y0 = cv2.fitLine(arr, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+        pts = samples[rows[strong], k[strong]].astype(np.float32)
+        vx, vy, x0, y0 = cv2.fitLine(pts, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
         lines.append((np.array([x0, y0], np.float32), np.array([vx, vy], np.float32)))
 
-    refined = quad.copy()
+    refined = local.copy()
     for i in range(4):
         prev_line, next_line = lines[(i - 1) % 4], lines[i]
         if prev_line is None or next_line is None:
             continue
         p = _intersect(prev_line, next_line)
         # Accept only small moves: a wild intersection means a side locked onto clutter.
-        if p is not None and np.linalg.norm(p - quad[i]) < band * 2.5:
+        if p is not None and float(np.linalg.norm(p - local[i])) < band * 2.5:
             refined[i] = p
-    return refined.astype(np.float32)
+    return (refined + np.array([bx0, by0], dtype=np.float32)).astype(np.float32)
 
 
 def _intersect(
@@ -448,35 +595,13 @@ def _rot180(region: layout.Region) -> layout.Region:
 def classify_side(card: Image) -> tuple[Side, bool, float]:
     """Decide side and whether the rectified card is upside down.
 
-    Returns ``(side, upside_down, confidence)``. Works on colour and grey (photocopied)
-    cards: it looks at large non-text masses (text strokes vanish under a median
-    filter at this scale), plus red ink for the emblem when colour is present.
+    Correlates the card's coarse ink map with the printed layout of each side in both
+    orientations (photo, emblem, title, labels and values sit in fixed places); works on
+    colour and grey (photocopied) cards alike. Returns ``(side, upside_down, confidence)``
+    where confidence grows with the margin over the runner-up hypothesis.
     """
-    small = cv2.resize(card, (200, 126), interpolation=cv2.INTER_AREA)
-    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    background = float(np.percentile(gray, 90))
-    smooth = cv2.medianBlur(gray, 5).astype(np.float32)
-    mass = np.clip((background - smooth) / 60.0, 0.0, 1.0)
-    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
-    hue, sat = hsv[:, :, 0].astype(np.int32), hsv[:, :, 1].astype(np.float32)
-    red = (((hue < 10) | (hue > 165)) & (sat > 90)).astype(np.float32)
-
-    photo = layout.PORTRAIT_PHOTO
-    emblem = layout.EMBLEM
-    photo_up, photo_down = _region_mean(mass, photo), _region_mean(mass, _rot180(photo))
-    emb_up = _region_mean(mass, emblem) + 2 * _region_mean(red, emblem)
-    emb_down = _region_mean(mass, _rot180(emblem)) + 2 * _region_mean(red, _rot180(emblem))
-
-    front_score = max(photo_up, photo_down)
-    back_score = max(emb_up, emb_down) * 0.8
-    if front_score >= back_score:
-        side, upside_down = Side.PORTRAIT, photo_down > photo_up
-        margin = abs(photo_up - photo_down) / max(photo_up + photo_down, 1e-6)
-    else:
-        side, upside_down = Side.EMBLEM, emb_down > emb_up
-        margin = abs(emb_up - emb_down) / max(emb_up + emb_down, 1e-6)
-    separation = abs(front_score - back_score) / max(front_score + back_score, 1e-6)
-    return side, upside_down, float(min(1.0, 0.5 * margin + 0.5 * separation))
+    corr, side, upside_down, margin = _layout_match(card)
+    return side, upside_down, float(min(1.0, max(0.0, margin) * 2.5))
 
 
 def rectify_card(image: Image) -> RectifiedCard:
@@ -535,4 +660,4 @@ def _rotation_of(quad: Quad) -> int:
     """Angle of the card's top edge in the photo, snapped to 0/90/180/270 (clockwise)."""
     dx, dy = quad[1] - quad[0]
     angle = float(np.degrees(np.arctan2(dy, dx))) % 360
-    return int(round(angle / 90.0)) % 4 * 90
+    return round(angle / 90.0) % 4 * 90

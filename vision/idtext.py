@@ -38,6 +38,9 @@ _DIGIT_FIXES = str.maketrans(
 )  # fmt: skip
 
 
+_DATE_FIXES = str.maketrans("OoIl", "0011")
+
+
 @cache
 def _to_simplified(ch: str) -> str:
     import zhconv
@@ -59,9 +62,13 @@ def simplify(text: str) -> str:
 
 def strip_label(text: str, label: str) -> str:
     """Drop a field label (and any partial OCR of it) merged into the value box."""
-    t = text.strip()
+    t = "".join(text.split()) if _CJK_RE.search(text) else text.strip()
     if t.startswith(label):
         return t[len(label) :].strip(" :：")
+    # A clipped crop keeps only the label's tail ("发机关..." for 签发机关).
+    for k in range(1, len(label) - 1):
+        if t.startswith(label[k:]) and len(t) > len(label) - k + 1:
+            return t[len(label) - k :].strip(" :：")
     # The detector sometimes merges only the label's last character ("名沈秀").
     if len(label) >= 2 and t.startswith(label[-1]) and len(t) > 2:
         return t[1:].strip(" :：")
@@ -145,7 +152,7 @@ def parse_id_number(text: str) -> str | None:
 
 
 def parse_authority(text: str) -> str | None:
-    t = simplify(strip_label(text, "签发机关")).replace(" ", "")
+    t = simplify(strip_label(text, "签发机关")).replace(" ", "").replace("签发机关", "")
     t = "".join(ch for ch in t if _CJK_RE.match(ch) or ch.isalnum())
     return t if len(t) >= 2 else None
 
@@ -164,7 +171,7 @@ class ValidityPeriod:
 def parse_validity(text: str) -> ValidityPeriod | None:
     """``2015.03.01-2035.03.01`` or ``2015.03.01-长期``."""
     t = strip_label(text, "有效期限").replace(" ", "")
-    t = t.translate(str.maketrans({"O": "0", "o": "0", "I": "1", "l": "1"}))
+    t = t.translate(_DATE_FIXES)
     m = _VALIDITY_RE.search(t)
     if not m:
         return None
@@ -259,6 +266,7 @@ def parse_back_lines(lines: Sequence[PositionedText]) -> dict[str, tuple[str | N
     """Label-tolerant parse of detected lines of an upright back (the fallback path)."""
     out: dict[str, tuple[str | None, float]] = {}
     auth = _lines_in(lines, layout.Region(0.15, 0.69, 0.96, 0.815))
+    auth.sort(key=lambda t: t.x0)  # one printed line: left to right
     out["authority"] = (
         parse_authority("".join(t.text for t in auth)),
         min((t.score for t in auth), default=0.0),
@@ -276,4 +284,68 @@ def parse_back_lines(lines: Sequence[PositionedText]) -> dict[str, tuple[str | N
     else:
         to = period.valid_to
         out["valid_to"] = (to if isinstance(to, str) else to.isoformat(), score)
+    return out
+
+
+def reading_order(lines: Sequence[PositionedText]) -> list[PositionedText]:
+    """Sort lines into rows (by vertical overlap), then left to right."""
+    rows: list[list[PositionedText]] = []
+    for line in sorted(lines, key=lambda t: t.cy):
+        if rows:
+            last = rows[-1]
+            ref = last[0]
+            height = max(ref.y1 - ref.y0, line.y1 - line.y0, 1e-6)
+            if abs(line.cy - ref.cy) < 0.5 * height:
+                last.append(line)
+                continue
+        rows.append([line])
+    return [t for row in rows for t in sorted(row, key=lambda t: t.x0)]
+
+
+_FRONT_LABELS = ("姓名", "性别", "民族", "出生", "住址", "公民身份号码")
+
+
+def parse_free_text(lines: Sequence[PositionedText]) -> dict[str, tuple[str | None, float]]:
+    """Layout-free parse: anchor on the printed labels in reading order.
+
+    Works on lines from any coordinate system (a whole photo included), so it is the
+    parser of the naive baseline and the last resort of the reader.
+    """
+    ordered = reading_order(lines)
+    text = "".join(t.text.replace(" ", "") for t in ordered)
+    text = simplify(text)
+    score = min((t.score for t in ordered), default=0.0)
+    out: dict[str, tuple[str | None, float]] = {}
+
+    def between(start: str, ends: Sequence[str]) -> str:
+        i = text.find(start)
+        if i < 0:
+            return ""
+        rest = text[i + len(start) :]
+        cut = min((rest.find(e) for e in ends if rest.find(e) >= 0), default=len(rest))
+        return rest[:cut]
+
+    if any(label in text for label in _FRONT_LABELS) or re.search(r"\d{17}[\dXx]", text):
+        out["name"] = (parse_name(between("姓名", ("性别", "民族", "出生"))), score)
+        sex_eth = between("性别", ("出生", "住址"))
+        out["sex"] = (parse_sex(sex_eth.split("民族")[0]), score)
+        out["ethnicity"] = (parse_ethnicity(between("民族", ("出生", "住址"))), score)
+        birth = parse_birth_date(between("出生", ("住址", "公民")))
+        out["birth_date"] = (birth.isoformat() if birth else None, score)
+        out["address"] = (parse_address([between("住址", ("公民身份", "身份号码"))]), score)
+        number = None
+        for line in ordered:
+            candidate = parse_id_number(line.text)
+            if candidate and len(candidate) == 18:
+                number = candidate
+        out["id_number"] = (number, score)
+    if "签发机关" in text or "有效期限" in text or _VALIDITY_RE.search(text):
+        out["authority"] = (parse_authority(between("签发机关", ("有效期限",))), score)
+        period = parse_validity(between("有效期限", ()) or text)
+        out["valid_from"] = (period.valid_from.isoformat() if period else None, score)
+        to = period.valid_to if period else None
+        out["valid_to"] = (
+            (to if isinstance(to, str) else to.isoformat()) if to is not None else None,
+            score,
+        )
     return out

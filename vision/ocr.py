@@ -85,7 +85,7 @@ class OcrEngine:
         from rapidocr.ch_ppocr_rec import TextRecInput
 
         with self._lock:
-            rec = self._engine._load_rec_model()
+            rec = self._engine._load_rec_model()  # type: ignore[no-untyped-call]
             out = rec(TextRecInput(img=[np.ascontiguousarray(c) for c in crops]))
         txts = out.txts or ()
         return [(str(t), float(s)) for t, s in zip(txts, out.scores, strict=True)]
@@ -93,7 +93,7 @@ class OcrEngine:
     def detect(self, image: Image) -> list[npt.NDArray[np.float32]]:
         """Detect text lines; returns ``(4, 2)`` quads in ``image`` pixels, top-to-bottom."""
         with self._lock:
-            det = self._engine._load_det_model()
+            det = self._engine._load_det_model()  # type: ignore[no-untyped-call]
             out = det(np.ascontiguousarray(image))
         if out.boxes is None:
             return []
