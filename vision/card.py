@@ -32,7 +32,7 @@ Quad = npt.NDArray[np.float32]  # (4, 2): TL, TR, BR, BL in reading orientation
 
 SEARCH_SIDE = 512
 REFINE_SIDE = 1600
-MIN_AREA_FRACTION = 0.08  # the issue promises 25-90 %; leave room for cut-off cards
+MIN_AREA_FRACTION = 0.03  # low-resolution captures show a small card
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +149,14 @@ def _edge_support(edge_map: Image, quad: Quad) -> float:
     return 0.5 * float(per_side.mean()) + 0.5 * float(per_side.min())
 
 
-def _line_quads(gray: Image) -> list[Quad]:
-    """Quadrilaterals formed by two pairs of long straight edges (LSD segments).
+Line = list[float]  # [angle in [0, pi), signed distance rho, supporting length]
 
-    Masks fail when the card touches a background of similar colour; the card's four
-    straight sides still show up as long line segments.
+
+def _detect_lines(gray: Image) -> list[Line]:
+    """Long straight edges (LSD segments merged when collinear), strongest first.
+
+    Masks fail when the card touches a background of similar colour; the card's
+    straight sides still show up as line segments.
     """
     h, w = gray.shape
     lsd = cv2.createLineSegmentDetector()
@@ -164,55 +167,113 @@ def _line_quads(gray: Image) -> list[Quad]:
     lengths = np.hypot(segs[:, 2] - segs[:, 0], segs[:, 3] - segs[:, 1])
     segs = segs[lengths >= 0.03 * max(h, w)]
     lengths = lengths[lengths >= 0.03 * max(h, w)]
-    # Merge collinear segments into lines: (angle, rho, support length).
-    lines: list[list[float]] = []
+    lines: list[Line] = []
     for k in np.argsort(-lengths):
-        x0, y0, x1, y1 = segs[k]
-        theta = float(np.arctan2(y1 - y0, x1 - x0)) % np.pi
-        nx, ny = -np.sin(theta), np.cos(theta)
-        rho = x0 * nx + y0 * ny
+        x0, y0, x1, y1 = (float(v) for v in segs[k])
+        theta = math.atan2(y1 - y0, x1 - x0) % math.pi
+        rho = -x0 * math.sin(theta) + y0 * math.cos(theta)
         for line in lines:
             dtheta = abs(line[0] - theta)
-            dtheta = min(dtheta, np.pi - dtheta)
+            dtheta = min(dtheta, math.pi - dtheta)
+            sn, cs = math.sin(line[0]), math.cos(line[0])
             if (
-                dtheta < np.radians(3)
-                and abs((x0 * -np.sin(line[0]) + y0 * np.cos(line[0])) - line[1]) < 4
-                and abs((x1 * -np.sin(line[0]) + y1 * np.cos(line[0])) - line[1]) < 4
+                dtheta < math.radians(3)
+                and abs(-x0 * sn + y0 * cs - line[1]) < 4
+                and abs(-x1 * sn + y1 * cs - line[1]) < 4
             ):
                 line[2] += float(lengths[k])
                 break
         else:
-            lines.append([theta, float(rho), float(lengths[k])])
+            lines.append([theta, rho, float(lengths[k])])
     lines.sort(key=lambda ln: -ln[2])
-    lines = lines[:14]
+    return lines
+
+
+def _angle_between(a: Line, b: Line) -> float:
+    d = abs(a[0] - b[0])
+    return min(d, math.pi - d)
+
+
+def _parallel_pairs(lines: list[Line], w: int, h: int) -> list[tuple[Line, Line]]:
     min_gap = 0.12 * min(h, w)
-    pairs: list[tuple[list[float], list[float]]] = []
-    for i in range(len(lines)):
-        for j in range(i + 1, len(lines)):
-            a, b = lines[i], lines[j]
-            dtheta = abs(a[0] - b[0])
-            dtheta = min(dtheta, np.pi - dtheta)
-            if dtheta < np.radians(25) and _line_distance(a, b, w, h) > min_gap:
-                pairs.append((a, b))
+    return [
+        (lines[i], lines[j])
+        for i in range(len(lines))
+        for j in range(i + 1, len(lines))
+        if _angle_between(lines[i], lines[j]) < math.radians(25)
+        and _line_distance(lines[i], lines[j], w, h) > min_gap
+    ]
+
+
+def _plausible(corners: list[tuple[float, float] | None], w: int, h: int) -> bool:
+    margin = 0.15 * max(h, w)  # corners of a cut-off card may lie outside the frame
+    return all(
+        p is not None and -margin <= p[0] <= w + margin and -margin <= p[1] <= h + margin
+        for p in corners
+    )
+
+
+def _quads_from_lines(lines: list[Line], w: int, h: int) -> list[Quad]:
+    """Quadrilaterals formed by two pairs of near-parallel lines."""
+    pairs = _parallel_pairs(lines, w, h)
     quads: list[Quad] = []
     for i in range(len(pairs)):
         for j in range(i + 1, len(pairs)):
             (a, b), (c, d) = pairs[i], pairs[j]
-            dtheta = abs(a[0] - c[0])
-            dtheta = min(dtheta, np.pi - dtheta)
-            if dtheta < np.radians(50):
+            if _angle_between(a, c) < math.radians(50):
                 continue
             corners = [_cross(a, c), _cross(c, b), _cross(b, d), _cross(d, a)]
-            pts = np.array(corners, dtype=np.float32)
-            margin = 0.15 * max(h, w)  # corners of a cut-off card may lie outside
-            if (
-                (pts < -margin).any()
-                or (pts[:, 0] > w + margin).any()
-                or (pts[:, 1] > h + margin).any()
-            ):
-                continue
-            quads.append(_order_clockwise(pts))
+            if _plausible(corners, w, h):
+                quads.append(_order_clockwise(np.array(corners, dtype=np.float32)))
     return quads
+
+
+def _completed_quads(lines: list[Line], edge_map: Image) -> list[tuple[Quad, bool]]:
+    """Quads from three visible sides, the fourth placed by the card's aspect ratio.
+
+    For a card cut off by the frame, or with one faint edge (a light card on white
+    paper), only three sides are found; the missing one is parallel to its opposite
+    side at the distance the 85.6 x 54 mm shape implies (affine approximation; the
+    refinement snaps it to a real edge when there is one). Returns ``(quad, weak)``:
+    weak when the invented side lies inside the frame without an edge under it (text
+    baselines would otherwise complete any sheet of paper into a "card"), and the
+    caller then asks for a stronger layout match.
+    """
+    quads: list[tuple[Quad, bool]] = []
+    h, w = edge_map.shape
+    for a, b in _parallel_pairs(lines, w, h):
+        ua = (math.cos(a[0]), math.sin(a[0]))
+        ub = (math.cos(b[0]), math.sin(b[0]))
+        if ua[0] * ub[0] + ua[1] * ub[1] < 0:
+            ub = (-ub[0], -ub[1])
+        for c in lines:
+            if c is a or c is b or _angle_between(a, c) < math.radians(50):
+                continue
+            p1, p2 = _cross(a, c), _cross(b, c)
+            if p1 is None or p2 is None:
+                continue
+            across = math.hypot(p1[0] - p2[0], p1[1] - p2[1])
+            for length in (across * layout.CARD_ASPECT, across / layout.CARD_ASPECT):
+                for sign in (1.0, -1.0):
+                    p4 = (p1[0] + sign * length * ua[0], p1[1] + sign * length * ua[1])
+                    p3 = (p2[0] + sign * length * ub[0], p2[1] + sign * length * ub[1])
+                    corners: list[tuple[float, float] | None] = [p1, p4, p3, p2]
+                    if _plausible(corners, w, h):
+                        quad = _order_clockwise(np.array(corners, dtype=np.float32))
+                        quads.append((quad, not _invented_side_ok(p4, p3, edge_map)))
+    return quads
+
+
+def _invented_side_ok(a: tuple[float, float], b: tuple[float, float], edge_map: Image) -> bool:
+    h, w = edge_map.shape
+    t = _SUPPORT_T
+    xs = np.round(a[0] + (b[0] - a[0]) * t).astype(np.int32)
+    ys = np.round(a[1] + (b[1] - a[1]) * t).astype(np.int32)
+    inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+    if inside.mean() <= 0.4:
+        return True
+    hits = edge_map[ys[inside], xs[inside]] > 0
+    return float(hits.mean()) >= 0.5
 
 
 def _shoelace(points: list[tuple[float, float]]) -> float:
@@ -223,7 +284,7 @@ def _shoelace(points: list[tuple[float, float]]) -> float:
     return abs(area) / 2
 
 
-def _line_distance(a: list[float], b: list[float], w: int, h: int) -> float:
+def _line_distance(a: Line, b: Line, w: int, h: int) -> float:
     """Distance between two near-parallel lines, measured at the frame centre."""
     cx, cy = w / 2, h / 2
     da = cx * -np.sin(a[0]) + cy * np.cos(a[0]) - a[1]
@@ -233,7 +294,7 @@ def _line_distance(a: list[float], b: list[float], w: int, h: int) -> float:
     return float(abs(da - db) if same else abs(da + db))
 
 
-def _cross(a: list[float], b: list[float]) -> tuple[float, float] | None:
+def _cross(a: Line, b: Line) -> tuple[float, float] | None:
     na = (-np.sin(a[0]), np.cos(a[0]))
     nb = (-np.sin(b[0]), np.cos(b[0]))
     det = na[0] * nb[1] - na[1] * nb[0]
@@ -340,7 +401,6 @@ def find_card(image: Image) -> CardDetection | None:
     edge_map = _u8(cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 20, 60))
     edge_map = _u8(cv2.dilate(edge_map, np.ones((3, 3), np.uint8)))
 
-    line_candidates = [(_score(q, edge_map, frame_area), q) for q in _line_quads(gray)]
     mask_candidates: list[tuple[float, Quad]] = []
     for mask in _candidate_masks(small):
         contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
@@ -355,13 +415,37 @@ def find_card(image: Image) -> CardDetection | None:
     # Each source gets its own quota so that one (a screen's many straight lines)
     # cannot crowd out the other.
     tolerance = 0.04 * max(sh, sw)
-    distinct = _distinct(line_candidates, tolerance) + _distinct(mask_candidates, tolerance)
     best: tuple[float, Quad] | None = None
-    for geo, quad in distinct:
-        content = _layout_match(_warp_small(small, quad))[0]
-        total = float(np.sqrt(geo)) * max(0.0, content)
-        if best is None or total > best[0]:
-            best = (total, quad)
+    checked: list[tuple[float, Quad]] = []
+    # A small card among long clutter lines needs more lines: retry only when needed.
+    lines = _detect_lines(gray)
+    weak: list[Quad] = []
+
+    def first_pass() -> list[Quad]:
+        return _quads_from_lines(lines[:14], sw, sh)
+
+    def second_pass() -> list[Quad]:
+        completed = _completed_quads(lines[:10], edge_map)
+        weak.extend(q for q, is_weak in completed if is_weak)
+        return _quads_from_lines(lines[:26], sw, sh) + [q for q, _ in completed]
+
+    for make_quads in (first_pass, second_pass):
+        line_candidates = [(_score(q, edge_map, frame_area), q) for q in make_quads()]
+        distinct = _distinct(line_candidates, tolerance)
+        if not checked:
+            distinct += _distinct(mask_candidates, tolerance)
+        for geo, quad in distinct:
+            if any(_corner_distance(quad, q) <= 1.0 for _, q in checked):
+                continue
+            checked.append((geo, quad))
+            content = _layout_match(_warp_small(small, quad))[0]
+            total = float(np.sqrt(geo)) * max(0.0, content)
+            if any(q is quad for q in weak):
+                total *= WEAK_COMPLETION_PENALTY
+            if best is None or total > best[0]:
+                best = (total, quad)
+        if best is not None and best[0] >= MIN_CARD_SCORE:
+            break
     # A scan or tight crop has no card border to find: the whole frame is the card.
     full = np.array([[0, 0], [sw - 1, 0], [sw - 1, sh - 1], [0, sh - 1]], dtype=np.float32)
     full_aspect = _rectified_aspect(full)
@@ -415,13 +499,19 @@ def _corner_distance(a: Quad, b: Quad) -> float:
 # --- the printed layout as a template ---------------------------------------------------
 GRID_W, GRID_H = 32, 20
 CONTENT_CHECKS = 16
-MIN_CARD_SCORE = 0.12
+MIN_CARD_SCORE = 0.2
+WEAK_COMPLETION_PENALTY = 0.7
 
 
 def _template(regions: list[tuple[layout.Region, float]]) -> npt.NDArray[np.float32]:
     t = np.zeros((GRID_H, GRID_W), dtype=np.float32)
     for region, weight in regions:
-        x0, y0, x1, y1 = region.x0 * GRID_W, region.y0 * GRID_H, region.x1 * GRID_W, region.y1 * GRID_H
+        x0, y0, x1, y1 = (
+            region.x0 * GRID_W,
+            region.y0 * GRID_H,
+            region.x1 * GRID_W,
+            region.y1 * GRID_H,
+        )
         for gy in range(GRID_H):
             oy = max(0.0, min(gy + 1, y1) - max(gy, y0))
             for gx in range(GRID_W):
@@ -477,7 +567,11 @@ def _warp_small(image: Image, quad: Quad) -> Image:
 def _ink_density(card: Image) -> npt.NDArray[np.float32]:
     """Share of dark (ink, photo, emblem) pixels per template cell."""
     size = (GRID_W * 4, GRID_H * 4)
-    small = card if card.shape[1::-1] == size else _u8(cv2.resize(card, size, interpolation=cv2.INTER_AREA))
+    small = (
+        card
+        if card.shape[1::-1] == size
+        else _u8(cv2.resize(card, size, interpolation=cv2.INTER_AREA))
+    )
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
     # Background from a blurred copy so uneven light and glare do not read as ink.
     background = cv2.dilate(gray, np.ones((9, 9), np.uint8))
