@@ -305,11 +305,12 @@ def _cross(a: Line, b: Line) -> tuple[float, float] | None:
     return float(x), float(y)
 
 
-def _triple(
-    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c: npt.NDArray[np.float64]
-) -> float:
-    """(a x b) . c without numpy's slow generic cross product."""
-    return float(
+Vec3 = tuple[float, float, float]
+
+
+def _triple(a: Vec3, b: Vec3, c: Vec3) -> float:
+    """(a x b) . c on plain floats (numpy is slow for 3-vectors)."""
+    return (
         (a[1] * b[2] - a[2] * b[1]) * c[0]
         + (a[2] * b[0] - a[0] * b[2]) * c[1]
         + (a[0] * b[1] - a[1] * b[0]) * c[2]
@@ -694,7 +695,7 @@ def classify_side(card: Image) -> tuple[Side, bool, float]:
     colour and grey (photocopied) cards alike. Returns ``(side, upside_down, confidence)``
     where confidence grows with the margin over the runner-up hypothesis.
     """
-    corr, side, upside_down, margin = _layout_match(card)
+    _, side, upside_down, margin = _layout_match(card)
     return side, upside_down, float(min(1.0, max(0.0, margin) * 2.5))
 
 
