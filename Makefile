@@ -36,7 +36,7 @@ bench: $(STAMP) ## ID-card reading benchmark (generates a fresh set)
 	$(VENV)/bin/simgate bench idcards
 
 fixtures: $(STAMP) ## regenerate the committed sample of synthetic ID-card captures
-	$(VENV)/bin/simgate fixtures idcards --out fixtures/idcards --sample
+	$(VENV)/bin/simgate fixtures idcards --out fixtures/idcards --count 8 --seed 7 --sample
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
