@@ -68,11 +68,12 @@ def _u8(array: object) -> Image:
 
 def _order_clockwise(points: npt.NDArray[np.float32]) -> Quad:
     """Order four points clockwise (image coordinates) starting at the top-left-most."""
-    c = points.mean(axis=0)
-    angles = np.arctan2(points[:, 1] - c[1], points[:, 0] - c[0])
-    pts = points[np.argsort(angles)]
-    start = int(np.argmin(pts.sum(axis=1)))
-    return np.roll(pts, -start, axis=0).astype(np.float32)
+    pts = [(float(x), float(y)) for x, y in points]
+    cx = sum(p[0] for p in pts) / len(pts)
+    cy = sum(p[1] for p in pts) / len(pts)
+    pts.sort(key=lambda p: math.atan2(p[1] - cy, p[0] - cx))
+    start = min(range(len(pts)), key=lambda i: pts[i][0] + pts[i][1])
+    return np.array(pts[start:] + pts[:start], dtype=np.float32)
 
 
 def _long_side_first(quad: Quad) -> Quad:
@@ -361,22 +362,97 @@ def _rectified_aspect(quad: Quad, center: tuple[float, float] | None = None) -> 
     return math.sqrt(w2 / h2)
 
 
-def _score(quad: Quad, edge_map: Image, frame_area: float) -> float:
+def _aspect_scores(
+    q: npt.NDArray[np.float64], center: tuple[float, float]
+) -> npt.NDArray[np.float64]:
+    """Vectorised card-aspect fit of ``(N, 4, 2)`` quads (see :func:`_rectified_aspect`).
+
+    The perspective-corrected aspect is right for a pinhole view; side lengths are right
+    for near-frontal views. Each quad keeps whichever fits a card better, loosely.
+    """
+    side = np.linalg.norm(q - np.roll(q, -1, axis=1), axis=2)  # (N, 4): 01, 12, 23, 30
+    e01 = side[:, 0] + side[:, 2]
+    e12 = side[:, 1] + side[:, 3]
+    naive = np.maximum(e01, e12) / np.maximum(np.minimum(e01, e12), 1e-6)
+    # Long side first, as the aspect formula expects.
+    q = np.where((e12 > e01)[:, None, None], np.roll(q, -1, axis=1), q)
+    cx, cy = center
+    ones = np.ones(q.shape[0])
+
+    def vec(i: int) -> npt.NDArray[np.float64]:
+        return np.stack([q[:, i, 0] - cx, q[:, i, 1] - cy, ones], axis=1)
+
+    m1, m2, m4, m3 = vec(0), vec(1), vec(2), vec(3)
+
+    def triple(
+        a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        return np.asarray(np.einsum("ij,ij->i", np.cross(a, b), c), dtype=np.float64)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k2 = triple(m1, m4, m3) / triple(m2, m4, m3)
+        k3 = triple(m1, m4, m2) / triple(m3, m4, m2)
+        n2 = k2[:, None] * m2 - m1
+        n3 = k3[:, None] * m3 - m1
+        f2 = -(n2[:, 0] * n3[:, 0] + n2[:, 1] * n3[:, 1]) / (n2[:, 2] * n3[:, 2])
+        w2 = (n2[:, 0] ** 2 + n2[:, 1] ** 2) / f2 + n2[:, 2] ** 2
+        h2 = (n3[:, 0] ** 2 + n3[:, 1] ** 2) / f2 + n3[:, 2] ** 2
+        zhang = np.sqrt(w2 / h2)
+        diag = 2 * float(np.hypot(cx, cy))
+        f = np.sqrt(f2)
+        # A focal length far outside phone cameras means the estimate is noise.
+        ok = np.isfinite(zhang) & (f2 > 0) & (w2 > 0) & (h2 > 0) & (f > 0.3 * diag) & (f < 5 * diag)
+        zhang = np.where(ok, zhang, naive)
+
+    def fit(a: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.asarray(
+            np.exp(-(np.log(a / layout.CARD_ASPECT) ** 2) / (2 * 0.25**2)), dtype=np.float64
+        )
+
+    return np.maximum(fit(naive), fit(zhang))
+
+
+def _edge_supports(edge_map: Image, q: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Vectorised :func:`_edge_support` over ``(N, 4, 2)`` quads."""
     h, w = edge_map.shape
-    area = float(cv2.contourArea(quad))
-    frac = area / frame_area
-    if frac < MIN_AREA_FRACTION or frac > 0.995 or not cv2.isContourConvex(quad.astype(np.int32)):
-        return 0.0
-    # The perspective-corrected aspect is right for a pinhole view; side lengths are
-    # right for near-frontal views. Trust whichever fits a card better, loosely.
-    aspect_score = max(
-        float(np.exp(-(np.log(a / layout.CARD_ASPECT) ** 2) / (2 * 0.25**2)))
-        for a in (_rectified_aspect(quad, ((w - 1) / 2, (h - 1) / 2)), _rectified_aspect(quad))
-    )
-    if aspect_score < 0.2:
-        return 0.0
-    support = _edge_support(edge_map, quad)
-    return aspect_score * (0.2 + 0.8 * support) * (0.6 + 0.4 * min(1.0, frac / 0.5))
+    b = np.roll(q, -1, axis=1)
+    t = _SUPPORT_T.astype(np.float64)[None, None, :, None]
+    pts = q[:, :, None, :] + (b - q)[:, :, None, :] * t  # (N, 4, T, 2)
+    xi = np.round(pts[..., 0]).astype(np.int32)
+    yi = np.round(pts[..., 1]).astype(np.int32)
+    inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+    hits = (edge_map[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)] > 0) & inside
+    counts = inside.sum(axis=2)
+    visible = counts >= 8
+    per_side = np.where(visible, hits.sum(axis=2) / np.maximum(counts, 1), np.nan)
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(np.where(visible, per_side, np.nan), axis=1)
+        low = np.nanmin(np.where(visible, per_side, np.nan), axis=1)
+    score = 0.5 * mean + 0.5 * low
+    return np.where(visible.sum(axis=1) >= 2, np.nan_to_num(score), 0.0)
+
+
+def _score_many(quads: list[Quad], edge_map: Image, frame_area: float) -> list[float]:
+    """Geometric card-likeness of each quad: area, convexity, aspect, edge support."""
+    if not quads:
+        return []
+    h, w = edge_map.shape
+    q = np.stack(quads).astype(np.float64)
+    x, y = q[:, :, 0], q[:, :, 1]
+    xn, yn = np.roll(x, -1, axis=1), np.roll(y, -1, axis=1)
+    frac = np.abs((x * yn - xn * y).sum(axis=1)) / 2 / frame_area
+    ex, ey = xn - x, yn - y
+    turns = ex * np.roll(ey, -1, axis=1) - ey * np.roll(ex, -1, axis=1)
+    convex = (turns > 0).all(axis=1) | (turns < 0).all(axis=1)
+    aspect = _aspect_scores(q, ((w - 1) / 2, (h - 1) / 2))
+    keep = (frac >= MIN_AREA_FRACTION) & (frac <= 0.995) & convex & (aspect >= 0.2)
+    scores = np.zeros(len(quads))
+    if keep.any():
+        support = _edge_supports(edge_map, q[keep])
+        scores[keep] = (
+            aspect[keep] * (0.2 + 0.8 * support) * (0.6 + 0.4 * np.minimum(1.0, frac[keep] / 0.5))
+        )
+    return [float(v) for v in scores]
 
 
 def find_card(image: Image) -> CardDetection | None:
@@ -392,8 +468,11 @@ def find_card(image: Image) -> CardDetection | None:
         work = _u8(cv2.pyrDown(work))
     wscale = work.shape[1] / w
     scale = SEARCH_SIDE / max(h, w)
+    shrunk = work
+    while max(shrunk.shape[:2]) >= 2 * SEARCH_SIDE:
+        shrunk = _u8(cv2.pyrDown(shrunk))
     small = _u8(
-        cv2.resize(work, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        cv2.resize(shrunk, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     )
     sh, sw = small.shape[:2]
     frame_area = float(sh * sw)
@@ -402,7 +481,7 @@ def find_card(image: Image) -> CardDetection | None:
     edge_map = _u8(cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 20, 60))
     edge_map = _u8(cv2.dilate(edge_map, np.ones((3, 3), np.uint8)))
 
-    mask_candidates: list[tuple[float, Quad]] = []
+    mask_quads: list[Quad] = []
     for mask in _candidate_masks(small):
         contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         for contour in contours:
@@ -410,14 +489,17 @@ def find_card(image: Image) -> CardDetection | None:
                 continue
             found = _quad_from_contour(np.asarray(contour, dtype=np.int32))
             if found is not None:
-                mask_candidates.append((_score(found, edge_map, frame_area), found))
+                mask_quads.append(found)
+    mask_candidates = list(
+        zip(_score_many(mask_quads, edge_map, frame_area), mask_quads, strict=True)
+    )
     # Geometry narrows the field; the printed layout decides: sheets of paper, boxes
     # and screens are card-shaped too, but only a card carries the card's layout.
     # Each source gets its own quota so that one (a screen's many straight lines)
     # cannot crowd out the other.
     tolerance = 0.04 * max(sh, sw)
     best: tuple[float, Quad] | None = None
-    checked: list[tuple[float, Quad]] = []
+    checked: set[tuple[int, ...]] = set()
     # A small card among long clutter lines needs more lines: retry only when needed.
     lines = _detect_lines(gray)
     weak: list[Quad] = []
@@ -431,14 +513,16 @@ def find_card(image: Image) -> CardDetection | None:
         return _quads_from_lines(lines[:26], sw, sh) + [q for q, _ in completed]
 
     for make_quads in (first_pass, second_pass):
-        line_candidates = [(_score(q, edge_map, frame_area), q) for q in make_quads()]
+        quads = make_quads()
+        line_candidates = list(zip(_score_many(quads, edge_map, frame_area), quads, strict=True))
         distinct = _distinct(line_candidates, tolerance)
         if not checked:
             distinct += _distinct(mask_candidates, tolerance)
         for geo, quad in distinct:
-            if any(_corner_distance(quad, q) <= 1.0 for _, q in checked):
+            key = tuple(np.round(quad).astype(np.int32).ravel().tolist())
+            if key in checked:
                 continue
-            checked.append((geo, quad))
+            checked.add(key)
             content = _layout_match(_warp_small(small, quad))[0]
             total = float(np.sqrt(geo)) * max(0.0, content)
             if any(q is quad for q in weak):
@@ -482,13 +566,17 @@ def find_card(image: Image) -> CardDetection | None:
 def _distinct(candidates: list[tuple[float, Quad]], tolerance: float) -> list[tuple[float, Quad]]:
     """The best-scoring candidates, skipping near-duplicates of better ones."""
     out: list[tuple[float, Quad]] = []
+    kept = np.zeros((0, 4, 4, 2), dtype=np.float32)  # every cyclic order of kept quads
     for geo, quad in sorted(candidates, key=lambda c: -c[0]):
         if geo <= 0.02:
             break
-        if all(_corner_distance(quad, q) > tolerance for _, q in out):
-            out.append((geo, quad))
-            if len(out) == CONTENT_CHECKS:
-                break
+        if len(out) and float(np.abs(kept - quad[None, None]).max(axis=(2, 3)).min()) <= tolerance:
+            continue
+        out.append((geo, quad))
+        rolls = np.stack([np.roll(quad, k, axis=0) for k in range(4)])
+        kept = np.concatenate([kept, rolls[None]])
+        if len(out) == CONTENT_CHECKS:
+            break
     return out
 
 

@@ -171,7 +171,7 @@ def _crop(card: Image, box: tuple[int, int, int, int]) -> Image:
     x0, y0, x1, y1 = box
     h, w = card.shape[:2]
     pad_y = max(4, round((y1 - y0) * 0.25))
-    pad_x = max(6, round((y1 - y0) * 0.35))
+    pad_x = max(6, round((y1 - y0) * 0.25))
     return np.ascontiguousarray(
         card[max(0, y0 - pad_y) : min(h, y1 + pad_y), max(0, x0 - pad_x) : min(w, x1 + pad_x)]
     )
