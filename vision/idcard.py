@@ -38,7 +38,9 @@ class FieldReading:
 
     value: str | None
     confidence: float
-    source: str  # "roi" (layout crop) | "detect" (detector fallback) | "corrected"
+    # "roi" (layout crop) | "detect" (detector fallback) | "corrected" (unique repair of
+    # the number) | "number" (unreadable, taken from the validated number)
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +96,18 @@ class IdCardReading:
 
 
 def _ink_mask(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
-    """Dark strokes against the local background (guilloche and glare stay out)."""
-    background = float(np.percentile(gray, 85))
-    darkest = float(np.percentile(gray, 2))
-    contrast = background - darkest
-    threshold = background - max(28.0, 0.42 * contrast)
-    return np.asarray(gray < threshold)
+    """Dark strokes against the *local* background (guilloche and glare stay out).
+
+    The background is the grey closing of the region (strokes are thinner than the
+    kernel), so a shadow or light gradient across the card does not turn a whole area
+    into "ink" or wash a line out.
+    """
+    background = cv2.dilate(gray, np.ones((1, 31), np.uint8))
+    background = cv2.dilate(background, np.ones((15, 1), np.uint8))
+    background = cv2.blur(background, (15, 15))
+    depth = background.astype(np.int16) - gray.astype(np.int16)
+    contrast = float(np.percentile(depth, 99))
+    return np.asarray(depth > max(28.0, 0.42 * contrast))
 
 
 def _bands(profile: npt.NDArray[np.float64], min_value: float, gap: int) -> list[tuple[int, int]]:
@@ -159,7 +167,7 @@ def find_text_lines(
         # Span every run with real ink: glare can wipe characters mid-line, and the
         # recogniser still reads faint strokes; only isolated specks are dropped.
         run_mass = [float(cols[c0:c1].sum()) for c0, c1 in col_bands]
-        real = [cb for cb, m in zip(col_bands, run_mass, strict=True) if m >= 0.08 * max(run_mass)]
+        real = [cb for cb, m in zip(col_bands, run_mass, strict=True) if m >= 0.03 * max(run_mass)]
         best = (real[0][0], real[-1][1])
         if masses[k] < 0.02 * max(masses):
             continue
@@ -217,17 +225,30 @@ def _read_front_fast(card: Image, engine: OcrEngine) -> dict[str, FieldReading]:
 
 
 def _read_back_fast(card: Image, engine: OcrEngine) -> dict[str, FieldReading]:
-    crops: list[Image] = []
-    owners: list[str] = []
+    boxes: dict[str, tuple[int, int, int, int]] = {}
     for name in ("authority", "validity"):
-        for box in find_text_lines(card, layout.BACK_VALUES[name]):
-            crops.append(_crop(card, box))
-            owners.append(name)
-    results = dict(zip(owners, engine.recognize(crops), strict=True))
+        found = find_text_lines(card, layout.BACK_VALUES[name])
+        if found:
+            boxes[name] = found[0]
+    names = list(boxes)
+    results = dict(
+        zip(names, engine.recognize([_crop(card, boxes[n]) for n in names]), strict=True)
+    )
     auth_text, auth_score = results.get("authority", ("", 0.0))
+    authority = idtext.parse_authority(auth_text)
+    if "authority" in boxes and authority and not authority.endswith("局"):
+        # Every issuing authority is a 公安局 or 分局: a missing last character was
+        # washed out (glare) and ink search stopped early. Re-read a wider crop once.
+        x0, y0, x1, y1 = boxes["authority"]
+        region_x1 = layout.BACK_VALUES["authority"].to_pixels(card.shape[1], card.shape[0])[2]
+        wider = (x0, y0, min(region_x1, x1 + round(2.5 * (y1 - y0))), y1)
+        text2, score2 = engine.recognize([_crop(card, wider)])[0]
+        retry = idtext.parse_authority(text2)
+        if retry and retry.endswith("局"):
+            authority, auth_score = retry, score2
     val_text, val_score = results.get("validity", ("", 0.0))
     period = idtext.parse_validity(val_text)
-    out = {"authority": FieldReading(idtext.parse_authority(auth_text), auth_score, "roi")}
+    out = {"authority": FieldReading(authority, auth_score, "roi")}
     out.update(_period_fields(period, val_score, "roi"))
     return out
 
@@ -427,6 +448,21 @@ def merge_sides(sides: Sequence[SideReading], *, today: date) -> IdCardReading:
                 fields["id_number"] = FieldReading(fix.corrected, old.confidence, "corrected")
                 number = fix.corrected
                 warnings.append("document.number_corrected")
+        if number and (not birth_date or not fields.get("sex", _EMPTY).value):
+            # The number encodes birth date and sex. When the printed value is unreadable
+            # (glare, a finger) and the number itself validates, report the encoded value,
+            # marked as such: the cross-check of printed against encoded is then missing,
+            # and the "_read" check stays false so the decision layer can see it.
+            nc0 = validate_id_number(number, today=today)
+            if nc0.checksum_ok and nc0.region_ok and nc0.birth_date_ok:
+                if not birth_date and nc0.birth_date is not None:
+                    birth_date = nc0.birth_date
+                    fields["birth_date"] = FieldReading(birth_date.isoformat(), 0.0, "number")
+                    warnings.append("document.field_from_number")
+                if not fields.get("sex", _EMPTY).value and nc0.sex is not None:
+                    fields["sex"] = FieldReading(nc0.sex, 0.0, "number")
+                    if "document.field_from_number" not in warnings:
+                        warnings.append("document.field_from_number")
         if number:
             nc = validate_id_number(
                 number,

@@ -111,6 +111,10 @@ def parse_ethnicity(text: str) -> str | None:
         return None
     if t in ETHNICITIES:
         return t
+    # One leading character from the neighbouring label (族 read as 东) leaks into a
+    # slightly misaligned crop: the rest is then an exact ethnicity.
+    if len(t) >= 2 and t[1:] in ETHNICITIES:
+        return t[1:]
     close = [e for e in ETHNICITIES if _edit_distance(t, e) <= 1 and len(e) > 1]
     return close[0] if len(close) == 1 else None
 
@@ -136,7 +140,9 @@ def parse_address(lines: Sequence[str]) -> str | None:
     for i, line in enumerate(lines):
         t = strip_label(line, "住址") if i == 0 else line.strip()
         parts.append(simplify(t).replace(" ", ""))
-    addr = "".join(parts)
+    # A label split into single-character boxes survives strip_label; no address
+    # starts with 住 or 址.
+    addr = "".join(parts).lstrip("住址止:：")
     addr = re.sub(f"[^{_CJK}0-9A-Za-z\\-—()（）#·]", "", addr)
     return addr or None
 
@@ -247,7 +253,11 @@ def parse_front_lines(lines: Sequence[PositionedText]) -> dict[str, tuple[str | 
     text, score = joined("birth_date")
     birth = parse_birth_date(text)
     out["birth_date"] = (birth.isoformat() if birth else None, score)
-    addr_lines = _lines_in(lines, region("address"))
+    addr_lines = [
+        t
+        for t in _lines_in(lines, region("address"))
+        if t.x1 > layout.FRONT_VALUES["address"].x0 + 0.02 and t.text.strip() not in _ADDRESS_LABELS
+    ]
     out["address"] = (
         parse_address([t.text for t in addr_lines]),
         min((t.score for t in addr_lines), default=0.0),
@@ -265,7 +275,11 @@ def parse_front_lines(lines: Sequence[PositionedText]) -> dict[str, tuple[str | 
 def parse_back_lines(lines: Sequence[PositionedText]) -> dict[str, tuple[str | None, float]]:
     """Label-tolerant parse of detected lines of an upright back (the fallback path)."""
     out: dict[str, tuple[str | None, float]] = {}
-    auth = _lines_in(lines, layout.Region(0.15, 0.69, 0.96, 0.815))
+    auth = [
+        t
+        for t in _lines_in(lines, layout.Region(0.15, 0.69, 0.96, 0.815))
+        if "有效" not in t.text and "期限" not in t.text and not _VALIDITY_RE.search(t.text)
+    ]
     auth.sort(key=lambda t: t.x0)  # one printed line: left to right
     out["authority"] = (
         parse_authority("".join(t.text for t in auth)),
@@ -302,6 +316,7 @@ def reading_order(lines: Sequence[PositionedText]) -> list[PositionedText]:
     return [t for row in rows for t in sorted(row, key=lambda t: t.x0)]
 
 
+_ADDRESS_LABELS = frozenset({"住", "址", "住址"})
 _FRONT_LABELS = ("姓名", "性别", "民族", "出生", "住址", "公民身份号码")
 
 

@@ -63,7 +63,7 @@ FRONT_VALUES: dict[str, Region] = {
     "ethnicity": Region(0.420, 0.195, 0.600, 0.305),
     "birth_date": Region(0.180, 0.310, 0.600, 0.420),
     # Up to three lines of address.
-    "address": Region(0.180, 0.425, 0.625, 0.745),
+    "address": Region(0.180, 0.425, 0.618, 0.745),
     "id_number": Region(0.320, 0.785, 0.950, 0.900),
 }
 PORTRAIT_PHOTO = Region(0.630, 0.100, 0.925, 0.760)

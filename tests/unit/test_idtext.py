@@ -57,6 +57,9 @@ def test_parse_sex(raw: str, expected: str | None) -> None:
         ("民族回", "回"),
         ("维吾尔", "维吾尔"),
         ("维吾儿", "维吾尔"),  # one misread character, unique in the closed list
+        ("东汉", "汉"),  # the neighbouring label's 族 leaked in, read as 东
+        ("东乡", "东乡"),
+        ("仏佬", None),  # one edit from both 仫佬 and 仡佬: ambiguous, not guessed
         ("火星", None),
     ],
 )
@@ -89,6 +92,7 @@ def test_parse_birth_date(raw: str, expected: date | None) -> None:
         (["住址北京市朝阳区", "建国路88号"], "北京市朝阳区建国路88号"),
         (["四川省南充市 高坪区", "东公园大道488号"], "四川省南充市高坪区东公园大道488号"),
         (["廣東省廣州市"], "广东省广州市"),
+        (["住", "址北京市朝阳区"], "北京市朝阳区"),  # label split into single boxes
     ],
 )
 def test_parse_address(lines: list[str], expected: str | None) -> None:
