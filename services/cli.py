@@ -159,6 +159,16 @@ def bench_idcards(
     )
 
 
+@bench.command("barcodes")
+@click.option("--count", default=40, show_default=True, help="Frames per blur level.")
+@click.option("--seed", default=5, show_default=True)
+def bench_barcodes(count: int, seed: int) -> None:
+    """QR decoding: zxing-cpp (default) against pyzbar on phone-like frames."""
+    from services.bench.barcodes import run
+
+    run(count, seed)
+
+
 @main.group()
 def fixtures() -> None:
     """Generate synthetic test data (synthetic identities, real faces)."""
