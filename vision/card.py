@@ -424,12 +424,11 @@ def _edge_supports(edge_map: Image, q: npt.NDArray[np.float64]) -> npt.NDArray[n
     hits = (edge_map[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)] > 0) & inside
     counts = inside.sum(axis=2)
     visible = counts >= 8
-    per_side = np.where(visible, hits.sum(axis=2) / np.maximum(counts, 1), np.nan)
-    with np.errstate(invalid="ignore"):
-        mean = np.nanmean(np.where(visible, per_side, np.nan), axis=1)
-        low = np.nanmin(np.where(visible, per_side, np.nan), axis=1)
-    score = 0.5 * mean + 0.5 * low
-    return np.where(visible.sum(axis=1) >= 2, np.nan_to_num(score), 0.0)
+    per_side = hits.sum(axis=2) / np.maximum(counts, 1)
+    n_visible = visible.sum(axis=1)
+    mean = np.where(visible, per_side, 0.0).sum(axis=1) / np.maximum(n_visible, 1)
+    low = np.where(visible, per_side, np.inf).min(axis=1)
+    return np.where(n_visible >= 2, 0.5 * mean + 0.5 * low, 0.0)
 
 
 def _score_many(quads: list[Quad], edge_map: Image, frame_area: float) -> list[float]:

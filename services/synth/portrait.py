@@ -108,6 +108,11 @@ def _face_box(rgb: npt.NDArray[np.uint8]) -> tuple[float, float, float, float]:
     scale = min(1.0, _DETECT_MAX_SIDE / max(height, width))
     small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     import face_recognition  # imported lazily: dlib is slow to load
+    from PIL import ImageFile
+
+    # face_recognition switches PIL to accept truncated files on import; vision.io
+    # refuses to decode in that state, so switch it back.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
 
     boxes: list[tuple[int, int, int, int]] = face_recognition.face_locations(
         np.ascontiguousarray(small), number_of_times_to_upsample=1, model="hog"
