@@ -1,0 +1,1 @@
+"""Face-match calibration and benchmark (dlib embeddings via vision.face)."""
