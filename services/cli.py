@@ -190,5 +190,17 @@ def fixtures_idcards(args: tuple[str, ...]) -> None:
     sys.exit(synth_main(list(args)))
 
 
+def _register_face_commands() -> None:
+    """Face commands live in their own modules (heavy imports stay lazy inside them)."""
+    from services.faces_cli import bench_faces, match_face
+    from services.selfie_cli import check_selfie
+
+    main.add_command(check_selfie)
+    main.add_command(match_face)
+    bench.add_command(bench_faces)
+
+
+_register_face_commands()
+
 if __name__ == "__main__":
     main()
