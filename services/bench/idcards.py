@@ -106,6 +106,7 @@ def _read_ours(pair: Pair) -> dict[str, Any]:
     return {
         "fields": {k: v.value for k, v in reading.fields.items()},
         "warnings": list(reading.warnings),
+        "errors": list(reading.errors),
         "side_warnings": {s.side.value: list(s.quality.warnings) for s in reading.sides},
         "paths": [s.path for s in reading.sides],
         "sides": [s.side.value for s in reading.sides],
@@ -291,6 +292,15 @@ def summarise(
             "id_number": sum(e["id_number"] for e in exact),
         }
 
+    # The safety number: a wrong ID number that nevertheless validated (no
+    # document.number_invalid) would pass silently; a wrong one that is flagged goes to
+    # re-capture or review.
+    wrong_numbers = [
+        (p, r)
+        for p, r in zip(pairs, ours, strict=True)
+        if r["fields"].get("id_number") != p.truth["id_number"]
+    ]
+    silent = [p.kind for p, r in wrong_numbers if "document.number_invalid" not in r["errors"]]
     degraded = group_rate(None, {"clean"})
     degraded_readable = group_rate(None, {"clean", "cut_off", "photocopy", "recapture"})
 
@@ -338,6 +348,9 @@ def summarise(
         },
         "cpu_per_pair_s": {"median": statistics.median(cpu), "p95": _pct(cpu, 0.95)},
         "fallback_pairs": fallback,
+        "wrong_id_numbers": len(wrong_numbers),
+        "wrong_id_numbers_not_flagged": len(silent),
+        "wrong_id_numbers_not_flagged_kinds": sorted(set(silent)),
         "pairs": len(pairs),
         "baseline": {
             "pairs": len(baseline_pairs),
@@ -380,6 +393,11 @@ def print_report(rep: dict[str, Any]) -> None:
         "degraded without cut_off/photocopy/recapture: all fields "
         f"{_fmt_pct(dr['all_fields'], dr['n'])}, "
         f"ID number {_fmt_pct(dr['id_number'], dr['n'])}, n={dr['n']}"
+    )
+    echo(
+        f"wrong ID numbers: {rep['wrong_id_numbers']} of {rep['pairs']} pairs; of those "
+        f"{rep['wrong_id_numbers_not_flagged']} passed validation unflagged "
+        f"{rep['wrong_id_numbers_not_flagged_kinds'] or ''}"
     )
     echo("\n== Fraud/quality signals: how often each fires ==")
     groups = ["clean", "degraded", "photocopy", "recapture"]
