@@ -292,15 +292,14 @@ def summarise(
             "id_number": sum(e["id_number"] for e in exact),
         }
 
-    # The safety number: a wrong ID number that nevertheless validated (no
-    # document.number_invalid) would pass silently; a wrong one that is flagged goes to
-    # re-capture or review.
+    # The safety number: a wrong (or missing) ID number on a reading with no error at all
+    # would pass silently; one with an error goes to re-capture or review.
     wrong_numbers = [
         (p, r)
         for p, r in zip(pairs, ours, strict=True)
         if r["fields"].get("id_number") != p.truth["id_number"]
     ]
-    silent = [p.kind for p, r in wrong_numbers if "document.number_invalid" not in r["errors"]]
+    silent = [p.kind for p, r in wrong_numbers if not r["errors"]]
     degraded = group_rate(None, {"clean"})
     degraded_readable = group_rate(None, {"clean", "cut_off", "photocopy", "recapture"})
 
@@ -396,7 +395,7 @@ def print_report(rep: dict[str, Any]) -> None:
     )
     echo(
         f"wrong ID numbers: {rep['wrong_id_numbers']} of {rep['pairs']} pairs; of those "
-        f"{rep['wrong_id_numbers_not_flagged']} passed validation unflagged "
+        f"{rep['wrong_id_numbers_not_flagged']} came with no error at all "
         f"{rep['wrong_id_numbers_not_flagged_kinds'] or ''}"
     )
     echo("\n== Fraud/quality signals: how often each fires ==")
