@@ -10,7 +10,6 @@ card and a label-tolerant parser, and the better reading is kept.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,6 +24,7 @@ from vision.idnumber import correct_id_number, validate_id_number, validate_vali
 from vision.layout import Side
 from vision.ocr import OcrEngine, get_engine
 from vision.quality import QualityReport, assess_quality
+from vision.timing import StageTimer
 
 Image = npt.NDArray[np.uint8]
 
@@ -328,15 +328,9 @@ def _merge(
 def read_side(image: Image, *, engine: OcrEngine | None = None) -> SideReading:
     """Read one photo of one side of the card."""
     engine = engine or get_engine()
-    timings: dict[str, float] = {}
-    # CPU time of this process: the machines are shared, wall time is noise.
-    t = time.process_time()
-
-    def lap(name: str) -> None:
-        nonlocal t
-        now = time.process_time()
-        timings[name] = timings.get(name, 0.0) + (now - t) * 1000
-        t = now
+    timer = StageTimer()
+    timings = timer.ms
+    lap = timer.lap
 
     rect = rectify_card(image)
     lap("find_card")

@@ -25,7 +25,6 @@ the scanned portrait), ``selfie.card_missing``, ``selfie.card_mismatch``,
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -41,6 +40,7 @@ from vision.idnumber import validate_id_number
 from vision.idtext import parse_id_number
 from vision.layout import Side
 from vision.ocr import OcrEngine, get_engine
+from vision.timing import StageTimer
 
 Image = npt.NDArray[np.uint8]
 Point = tuple[float, float]
@@ -247,14 +247,9 @@ def check_selfie(
     :param scanned_id_number: the number read from the scanned front, if any.
     :param read_held_number: also OCR the held card's number (about 30-60 ms).
     """
-    timings: dict[str, float] = {}
-    t = time.process_time()
-
-    def lap(name: str) -> None:
-        nonlocal t
-        now = time.process_time()
-        timings[name] = timings.get(name, 0.0) + (now - t) * 1000
-        t = now
+    timer = StageTimer()
+    timings = timer.ms
+    lap = timer.lap
 
     reasons: list[str] = []
     scanned = face.largest_face(scanned_portrait)
