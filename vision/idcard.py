@@ -409,6 +409,9 @@ def merge_sides(sides: Sequence[SideReading], *, today: date) -> IdCardReading:
         warnings.extend(w for w in s.quality.warnings if w not in warnings)
     if Side.PORTRAIT not in seen or Side.EMBLEM not in seen or len(sides) != len(seen):
         warnings.append("document.side_missing")
+        # Also an error: a card whose front was never found (two photos both taken for
+        # backs, say) would otherwise carry no error at all while its number is unread.
+        errors.append("document.side_missing")
 
     checks: dict[str, bool] = {}
     number = fields.get("id_number", _EMPTY).value

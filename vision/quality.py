@@ -312,7 +312,7 @@ _FRONT_BLUR_LINES = (
 _BACK_BLUR_LINES = (
     Region(0.380, 0.705, 0.620, 0.815),  # issuing authority
     Region(0.380, 0.815, 0.750, 0.925),  # validity
-    Region(0.305, 0.100, 0.930, 0.380),  # title
+    Region(0.305, 0.215, 0.930, 0.375),  # second title line (large characters)
 )
 
 

@@ -90,6 +90,7 @@ def test_one_side_only_warns_side_missing() -> None:
     gt = next(g for g in CAPTURES if g["kind"] in EXACT_KINDS)
     reading = read_id_card([load_image(gt["front_path"]).pixels], today=TODAY)
     assert "document.side_missing" in reading.warnings
+    assert "document.side_missing" in reading.errors
     assert reading.value("id_number") == gt["identity"]["id_number"]
     assert reading.back is None
 
@@ -99,6 +100,7 @@ def test_two_fronts_warn_side_missing() -> None:
     front = load_image(gt["front_path"]).pixels
     reading = read_id_card([front, front], today=TODAY)
     assert "document.side_missing" in reading.warnings
+    assert "document.side_missing" in reading.errors
 
 
 def test_expired_card_is_an_error() -> None:
