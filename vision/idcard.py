@@ -30,6 +30,7 @@ Image = npt.NDArray[np.uint8]
 
 FRONT_FIELDS = ("name", "sex", "ethnicity", "birth_date", "address", "id_number")
 BACK_FIELDS = ("authority", "valid_from", "valid_to")
+ALL_FIELDS = FRONT_FIELDS + BACK_FIELDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,26 +25,11 @@ from typing import Any
 
 import click
 
-FIELDS = (
-    "name",
-    "sex",
-    "ethnicity",
-    "birth_date",
-    "address",
-    "id_number",
-    "authority",
-    "valid_from",
-    "valid_to",
-)
-SIGNALS = (
-    "quality.blur",
-    "quality.glare",
-    "quality.low_resolution",
-    "quality.incomplete_border",
-    "quality.occlusion",
-    "quality.photocopy",
-    "quality.recapture",
-)
+from vision import quality
+from vision.idcard import ALL_FIELDS
+
+FIELDS = ALL_FIELDS
+SIGNALS = quality.CODES
 # Groups for the fraud-signal table.
 GROUPS = {
     "clean": ("clean",),

@@ -9,22 +9,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import idcard_captures
-from vision.idcard import read_id_card
+from vision.idcard import ALL_FIELDS, read_id_card
 from vision.io import load_image
 
 pytestmark = pytest.mark.slow
 
-FIELDS = (
-    "name",
-    "sex",
-    "ethnicity",
-    "birth_date",
-    "address",
-    "id_number",
-    "authority",
-    "valid_from",
-    "valid_to",
-)
+FIELDS = ALL_FIELDS
 # Kinds whose every field must be read exactly. Glare, low resolution and cut-off
 # destroy some characters by design: for those the reader must still validate what it
 # read and flag the capture (see test_degraded_captures_are_flagged).
