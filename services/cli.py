@@ -196,6 +196,10 @@ def _register_face_commands() -> None:
     from services.selfie_cli import check_selfie
 
     main.add_command(check_selfie)
+    from services.service_cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
     main.add_command(match_face)
     bench.add_command(bench_faces)
 

@@ -91,6 +91,9 @@ class SelfieCheck:
     faces_found: int  # live faces, i.e. outside the held card
     reasons: tuple[str, ...]
     timings_ms: Mapping[str, float]
+    # The applicant's live-face embedding: evidence, and what the national lookup may
+    # compare with its own photo (no second encoding needed).
+    live_face_encoding: face.Embedding | None = None
 
     @property
     def passed(self) -> bool:
@@ -280,13 +283,15 @@ def check_selfie(
         reasons.append("face.portrait_not_found")
 
     face_match: MatchCheck | None = None
+    live_encoding: face.Embedding | None = None
     if live_box is not None and scanned is not None:
         # With two people posing, the applicant is the one who resembles the card most
         # (face.multiple is raised either way).
         for box in posing:
-            m = _compare(face.encode_face(selfie, box), scanned.encoding, "selfie_vs_portrait")
+            encoding = face.encode_face(selfie, box)
+            m = _compare(encoding, scanned.encoding, "selfie_vs_portrait")
             if face_match is None or m.score > face_match.score:
-                face_match, live_box = m, box
+                face_match, live_box, live_encoding = m, box, encoding
         assert face_match is not None
         if face_match.verdict == "no_match":
             reasons.append("face.mismatch")
@@ -329,4 +334,5 @@ def check_selfie(
         faces_found=len(live),
         reasons=tuple(reasons),
         timings_ms={k: round(v, 1) for k, v in timings.items()},
+        live_face_encoding=live_encoding,
     )

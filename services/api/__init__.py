@@ -1,0 +1,1 @@
+"""The HTTP API: create_app() and one router per actor."""

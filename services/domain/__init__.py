@@ -1,0 +1,1 @@
+"""Pure rules: order and SIM states, reason codes, the decision policy. No I/O."""

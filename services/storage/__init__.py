@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models + Alembic, the encrypted blob store, the audit log."""

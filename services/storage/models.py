@@ -1,0 +1,145 @@
+"""SQLAlchemy 2 models. Schema changes go through Alembic (services/storage/migrations).
+
+Identity data (R10): typed names and numbers are stored encrypted (``declared_enc``);
+ID numbers appear elsewhere only as a keyed hash (to count cards, R2) and masked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dt.datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+    }
+
+
+class Agent(Base):
+    """A licensed sales agent (storefront). Authenticates with an API key (hash stored)."""
+
+    __tablename__ = "agents"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    webhook_secret: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    # Delegation scope (R4): provinces this agent may sell numbers of.
+    provinces: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("agent_id", "idempotency_key", name="uq_orders_agent_idempotency"),
+        Index("ix_orders_status_updated", "status", "updated_at"),
+        Index("ix_orders_agent_created", "agent_id", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    msisdn: Mapped[str] = mapped_column(String(20))
+    province: Mapped[str] = mapped_column(String(2))
+    delivery: Mapped[str] = mapped_column(String(20))
+    callback_url: Mapped[str | None] = mapped_column(String(2000))
+    declared_enc: Mapped[str] = mapped_column(Text)  # AES-GCM, base64: typed name + number
+    declared_number_masked: Mapped[str] = mapped_column(String(18))
+    id_hash: Mapped[str | None] = mapped_column(String(64), index=True)  # of the number read
+    id_number_masked: Mapped[str | None] = mapped_column(String(18))
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    ship_mode: Mapped[str | None] = mapped_column(String(30))
+    reasons: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"reasons": [], "notes": []}
+    # Masked, display-safe evidence (scores, thresholds, versions); the full reading is
+    # an encrypted blob (role "evidence").
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class Blob(Base):
+    """An encrypted file of an order: id_front, id_back, selfie, evidence."""
+
+    __tablename__ = "blobs"
+    __table_args__ = (UniqueConstraint("order_id", "role", name="uq_blobs_order_role"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    content_type: Mapped[str] = mapped_column(String(50))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the plaintext
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Sim(Base):
+    """A SIM card of the carrier's inventory (ICCID <-> MSISDN) and whom it is issued to."""
+
+    __tablename__ = "sims"
+    iccid: Mapped[str] = mapped_column(String(22), primary_key=True)
+    msisdn: Mapped[str] = mapped_column(String(20), unique=True)
+    province: Mapped[str] = mapped_column(String(2), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="available")
+    order_id: Mapped[str | None] = mapped_column(String(40))
+    holder_id_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    agent_id: Mapped[str | None] = mapped_column(String(40))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """Append-only, hash-chained: hash = sha256(prev_hash + canonical JSON of the entry)."""
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(50))
+    subject: Mapped[str] = mapped_column(String(60), index=True)
+    actor: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class WebhookDelivery(Base):
+    """Outbox row: one decision notification to one callback URL."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)

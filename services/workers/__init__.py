@@ -1,0 +1,1 @@
+"""Celery app, thin tasks, and the pipeline they call (pipeline.py imports no Celery)."""

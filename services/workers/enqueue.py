@@ -1,0 +1,26 @@
+"""Enqueue by task *name*: the API never imports the tasks (nor the vision models)."""
+
+from __future__ import annotations
+
+import logging
+
+from services.workers.celery_app import get_app
+
+log = logging.getLogger(__name__)
+
+VERIFY = "simgate.verify_order"
+CHECK = "simgate.check_order"
+WEBHOOK = "simgate.deliver_webhook"
+SWEEP = "simgate.sweep"
+QUEUES = {VERIFY: "vision", CHECK: "default", WEBHOOK: "default", SWEEP: "default"}
+
+
+def send(task: str, arg: str, *, countdown: float | None = None) -> bool:
+    """True when the broker took the message. A failure is logged, never raised: the
+    order is committed already, and the sweeper re-enqueues what was never picked up."""
+    try:
+        get_app().send_task(task, args=(arg,), queue=QUEUES[task], countdown=countdown)
+        return True
+    except Exception as exc:  # broker down, connection reset
+        log.warning("enqueue %s(%s) failed: %s; the sweeper will retry", task, arg, exc)
+        return False
