@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.api import orders
+from services.api import numbers, orders
 from services.api.deps import AppState
 from services.config import Settings, get_settings
 from services.errors import ServiceError
@@ -84,4 +84,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(orders.router)
+    app.include_router(numbers.router)
     return app

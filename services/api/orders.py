@@ -10,6 +10,7 @@ import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -106,6 +107,18 @@ def _accepted(request: Request, order: Order, *, replay: bool) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if replay else 202)
 
 
+class _Replay(Exception):
+    """The number is taken, possibly by a concurrent request with the same key."""
+
+
+def _replay(request: Request, found: Order, request_hash: str) -> JSONResponse:
+    if found.request_hash != request_hash:
+        raise Conflict(
+            "this Idempotency-Key was used for a different order", code="idempotency.key_reused"
+        )
+    return _accepted(request, found, replay=True)
+
+
 @router.post(
     "",
     status_code=202,
@@ -136,7 +149,9 @@ async def create_order(
         images[part] = check_image(
             part, data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels
         )
-    return _store(
+    # Database, files and the broker are blocking I/O: off the event loop.
+    return await run_in_threadpool(
+        _store,
         request,
         state,
         agent,
@@ -173,12 +188,7 @@ def _store(
         found = _existing(session, agent.id, idempotency_key) if idempotency_key else None
         sim = inventory.get_sim(session, msisdn)
     if found is not None:
-        if found.request_hash != request_hash:
-            raise Conflict(
-                "this Idempotency-Key was used for a different order",
-                code="idempotency.key_reused",
-            )
-        return _accepted(request, found, replay=True)
+        return _replay(request, found, request_hash)
     if sim is None:
         raise Unprocessable(
             f"msisdn {msisdn} is not in the carrier's inventory", code="order.unknown_msisdn"
@@ -200,6 +210,9 @@ def _store(
             try:
                 with state.sessions() as session, session.begin():
                     if not inventory.reserve(session, msisdn, order_id, agent.id):
+                        # A concurrent retry of this very request may have taken it.
+                        if idempotency_key:
+                            raise _Replay()
                         raise Conflict(
                             f"msisdn {msisdn} is not available", code="order.msisdn_unavailable"
                         )
@@ -253,14 +266,18 @@ def _store(
                         },
                     )
                 break
-            except (IntegrityError, OperationalError):
+            except (IntegrityError, OperationalError, _Replay) as exc:
                 if idempotency_key:
                     with state.sessions() as session:
                         found = _existing(session, agent.id, idempotency_key)
                     if found is not None:
                         for part in IMAGE_PARTS:
                             state.blobs.delete(blob_ids[part])
-                        return _accepted(request, found, replay=True)
+                        return _replay(request, found, request_hash)
+                if isinstance(exc, _Replay):
+                    raise Conflict(
+                        f"msisdn {msisdn} is not available", code="order.msisdn_unavailable"
+                    ) from None
                 continue  # lost the audit seq race: replay the transaction
         else:
             raise Conflict("too many concurrent writers, retry", code="order.busy")

@@ -24,6 +24,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_max_tasks_per_child=500,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3.0,
         # Unacked messages of a worker that died come back after this long; the sweeper
         # usually gets there first (stuck_after_s).
         broker_transport_options={"visibility_timeout": max(60.0, settings.stuck_after_s * 4)},

@@ -19,7 +19,15 @@ def send(task: str, arg: str, *, countdown: float | None = None) -> bool:
     """True when the broker took the message. A failure is logged, never raised: the
     order is committed already, and the sweeper re-enqueues what was never picked up."""
     try:
-        get_app().send_task(task, args=(arg,), queue=QUEUES[task], countdown=countdown)
+        get_app().send_task(
+            task,
+            args=(arg,),
+            queue=QUEUES[task],
+            countdown=countdown,
+            # Bounded: a request must not hang on a dead broker.
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.3},
+        )
         return True
     except Exception as exc:  # broker down, connection reset
         log.warning("enqueue %s(%s) failed: %s; the sweeper will retry", task, arg, exc)
