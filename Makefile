@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bootstrapped
 
-.PHONY: help install test lint typecheck imports unit bench fixtures clean
+.PHONY: help install run demo test lint typecheck imports unit bench fixtures clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -15,6 +15,12 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install everything
+
+run: $(STAMP) ## start the whole system on this machine (Ctrl-C stops it)
+	$(VENV)/bin/simgate up
+
+demo: $(STAMP) ## post the fixture orders to a running system (make run in another terminal)
+	$(VENV)/bin/simgate demo
 
 lint: $(STAMP) ## ruff check + format check
 	$(VENV)/bin/ruff check .
