@@ -4,8 +4,9 @@ for I/O, late acks so a killed worker's message is redelivered, and a periodic s
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu.entity import Queue
 
 from services.config import Settings, get_settings
@@ -39,6 +40,18 @@ def make_celery(settings: Settings) -> Celery:
         timezone="UTC",
     )
     return app
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _mask_id_numbers(logger: Any = None, **_: Any) -> None:
+    """R10: nothing that looks like an ID number reaches a worker's log in full."""
+    from services.privacy import MaskIdNumbersFilter, install_log_masking
+
+    install_log_masking()
+    if logger is not None:
+        for handler in logger.handlers:
+            handler.addFilter(MaskIdNumbersFilter())
 
 
 @lru_cache(maxsize=1)
