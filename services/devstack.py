@@ -27,6 +27,7 @@ from services.config import Settings
 REPO = Path(__file__).resolve().parent.parent
 ORDER_FIXTURES = REPO / "fixtures" / "orders"
 DEMO_AGENT_ID = "agt_demo"
+DEMO_ORDER_PROVINCE = "11"
 
 
 class StackError(RuntimeError):
@@ -234,12 +235,9 @@ def prepare(settings: Settings, *, seed_orders: bool = True) -> str:
                     if n:
                         number = spec["sets"][o["set"]]["identity"]["id_number"]
                         h = id_hash(settings.id_hash_key, number)
-                        inventory.issue_existing(
-                            session,
-                            h,
-                            number[:2] if number[:2] in inventory.DEMO_PROVINCES else "11",
-                            n,
-                        )
+                        # In the province whose numbers /v1/numbers offers first, where
+                        # the demo and the tests buy (R2 counts per province).
+                        inventory.issue_existing(session, h, DEMO_ORDER_PROVINCE, n)
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.touch()
     return key_file.read_text().strip()

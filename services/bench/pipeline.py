@@ -1,7 +1,9 @@
 """``simgate bench pipeline``: orders through the real HTTP API into real Celery workers.
 
 A private stack in a temporary data dir (bundled redis, SQLite, mock lookup, API; no
-beat), then three phases, each with a freshly started worker that is stopped after it:
+beat), then three phases, each with a freshly started worker that is stopped after it
+and warmed up first with two orders per pool process (each process loads the OCR and
+face models on its first order; that one-off cost is shown apart, not measured in):
 
   c1     N orders posted as fast as a few client threads can, 1 worker process
   c2     the same with 2 worker processes
@@ -11,7 +13,7 @@ Throughput is decided orders over first post -> last decision. Latency is the AP
 ``seconds_to_decision`` (created_at -> decided_at); "e2e" adds the upload itself (client
 clock before the post -> decided_at; one machine, one clock). CPU per order is the
 worker's process tree (main + prefork children, reaped ones included) and the API
-process, measured from the worker's "ready" to just before it is stopped.
+process, measured from the end of the warm-up to just before the worker is stopped.
 
 Orders cycle through the fixture orders, each with its own msisdn. Approved orders of
 one identity add cards, so the "good" identity soon reaches the 5-card limit and goes
@@ -24,6 +26,7 @@ that rate (paced). Exit 0: both met; 1: a target missed; 2: the benchmark could 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -179,6 +182,7 @@ class PhaseResult:
     api_cpu_per_order_s: float = math.nan
     other_load_cores: float = math.nan  # other users' processes, average cores busy
     outcomes: dict[str, int] = field(default_factory=dict)
+    warmup_s: float = math.nan  # a fresh worker's first orders: post -> last decision
 
 
 class Tracker:
@@ -190,6 +194,7 @@ class Tracker:
         self.views: dict[str, dict[str, Any]] = {}  # decided order id -> view
         self.errors: list[str] = []
         self.posting_done = False
+        self.cancel = threading.Event()  # the phase failed: post nothing more
 
     def counts(self) -> tuple[int, int]:
         with self.lock:
@@ -225,6 +230,8 @@ class Bench:
         t0 = time.time()
         last = ""
         for attempt in range(3):
+            if tracker.cancel.is_set():
+                return
             try:
                 resp = post_order(self._client(), order, msisdn, idempotency_key=idem)
             except httpx.TransportError as exc:
@@ -251,9 +258,9 @@ class Bench:
                     if interval is not None:
                         # On a schedule, not after the previous post: a slow upload must
                         # not lower the offered rate.
-                        delay = t0 + i * interval - time.monotonic()
-                        if delay > 0:
-                            time.sleep(delay)
+                        tracker.cancel.wait(t0 + i * interval - time.monotonic())
+                    if tracker.cancel.is_set():
+                        break
                     pool.submit(self._post_one, tracker, order, msisdn)
         finally:
             tracker.posting_done = True
@@ -282,11 +289,65 @@ class Bench:
             if not before:
                 break
 
+    def _drive(
+        self,
+        label: str,
+        worker: Proc,
+        items: list[tuple[FixtureOrder, str]],
+        interval: float | None,
+        timeout: float,
+    ) -> Tracker:
+        """Post ``items`` (every ``interval`` s, or at once) and wait for every decision."""
+        tracker = Tracker()
+        poster = threading.Thread(
+            target=self._post_all, args=(tracker, items, interval), daemon=True
+        )
+        poster.start()
+        try:
+            return self._wait(label, worker, tracker, poster, len(items), timeout)
+        except BaseException:
+            tracker.cancel.set()
+            raise
+
+    def _wait(
+        self,
+        label: str,
+        worker: Proc,
+        tracker: Tracker,
+        poster: threading.Thread,
+        planned: int,
+        timeout: float,
+    ) -> Tracker:
+        t0 = time.monotonic()
+        next_report = t0 + PROGRESS_EVERY_S
+        while True:
+            for proc in (worker, self.stack.procs["api"], self.stack.procs["lookup"]):
+                if not proc.alive():
+                    raise BenchError(f"[{label}] {proc.name} exited\n{proc.tail()}")
+            time.sleep(POLL_S)
+            self._poll(tracker)
+            posted, decided = tracker.counts()
+            if tracker.posting_done and not poster.is_alive() and decided == posted:
+                return tracker
+            now = time.monotonic()
+            if now - t0 > timeout:
+                raise BenchError(
+                    f"[{label}] timed out after {timeout:.0f} s: {decided} of {posted} posted "
+                    f"orders decided, {planned} planned (raise --phase-timeout or lower "
+                    f"--count); worker log: {worker.log_path}"
+                )
+            if now >= next_report:
+                click.echo(
+                    f"[{label}]   posted {posted}/{planned}, decided {decided}, {now - t0:.0f} s"
+                )
+                next_report = now + PROGRESS_EVERY_S
+
     def run_phase(
         self,
         name: str,
         concurrency: int,
         items: list[tuple[FixtureOrder, str]],
+        warmup: list[tuple[FixtureOrder, str]],
         *,
         rate_per_min: float | None,
         timeout: float,
@@ -298,40 +359,18 @@ class Bench:
         )
         worker = start_worker(self.stack, concurrency, name=f"worker-{name}")
         try:
-            before = CpuMark.take(worker, self.stack)
-            tracker = Tracker()
-            interval = 60.0 / rate_per_min if rate_per_min else None
-            poster = threading.Thread(
-                target=self._post_all, args=(tracker, items, interval), daemon=True
+            # Each pool process loads the OCR and face models on its first order; a
+            # long-running worker pays that once, so it is measured apart.
+            warm = self._drive(name, worker, warmup, None, timeout)
+            if warm.errors or not warm.views:
+                raise BenchError(f"[{name}] warm-up orders failed: {warm.errors[:3]}")
+            result.warmup_s = max(
+                parse_time(v["decided_at"]) - warm.started[i] for i, v in warm.views.items()
             )
-            poster.start()
-            deadline = time.monotonic() + timeout
-            next_report = time.monotonic() + PROGRESS_EVERY_S
-            while True:
-                if not worker.alive():
-                    raise BenchError(f"[{name}] the worker exited\n{worker.tail()}")
-                api = self.stack.procs["api"]
-                if not api.alive():
-                    raise BenchError(f"[{name}] the API exited\n{api.tail()}")
-                time.sleep(POLL_S)
-                self._poll(tracker)
-                posted, decided = tracker.counts()
-                done = tracker.posting_done and not poster.is_alive()
-                if done and decided == posted:
-                    break
-                now = time.monotonic()
-                if now > deadline:
-                    raise BenchError(
-                        f"[{name}] timed out after {timeout:.0f} s: {decided}/{posted} decided "
-                        f"of {len(items)} (raise --phase-timeout, or lower --count); "
-                        f"worker log: {worker.log_path}"
-                    )
-                if now >= next_report:
-                    click.echo(
-                        f"[{name}]   posted {posted}/{len(items)}, decided {decided}, "
-                        f"{now - deadline + timeout:.0f} s"
-                    )
-                    next_report = now + PROGRESS_EVERY_S
+            click.echo(f"[{name}] warm ({len(warmup)} orders, {result.warmup_s:.1f} s)")
+            before = CpuMark.take(worker, self.stack)
+            interval = 60.0 / rate_per_min if rate_per_min else None
+            tracker = self._drive(name, worker, items, interval, timeout)
             # Read CPU before stopping: a stopped pool's children are gone.
             after = CpuMark.take(worker, self.stack)
         finally:
@@ -458,7 +497,10 @@ def _print_results(phases: list[PhaseResult], out: dict[str, Any]) -> None:
     click.echo("")
     for p in phases:
         mix = ", ".join(f"{k} {v}" for k, v in p.outcomes.items())
-        click.echo(f"outcomes {p.name}: {mix}")
+        click.echo(
+            f"{p.name}: outcomes {mix}; warm-up (excluded): {2 * p.concurrency} orders "
+            f"decided {_fmt(p.warmup_s, '.1f')} s after posting"
+        )
         for err in p.post_errors[:5]:
             click.echo(f"  post error: {err}")
     t = out["targets"]
@@ -544,30 +586,34 @@ def bench_pipeline(
         data_dir = keep
     else:
         data_dir = Path(tempfile.mkdtemp(prefix="simgate-bench-"))
-    fixtures = load_fixture_orders()
     phases: list[PhaseResult] = []
     stack: Stack | None = None
     bench: Bench | None = None
     try:
         click.echo(f"starting a private stack in {data_dir} ...")
         stack, api, key = _start_stack(data_dir)
-        numbers = iter(_add_numbers(stack, 2 * count + paced_count))
+        fixtures = load_fixture_orders()
+        # (name, worker processes, orders, offered orders/min or None for "at once")
+        plan = [("c1", 1, count, None), ("c2", 2, count, None), ("paced", 2, paced_count, rate)]
+        warmups = sum(2 * c for _, c, _, _ in plan)  # two per pool process
+        numbers = iter(_add_numbers(stack, sum(n for *_, n, _ in plan) + warmups))
+        orders = itertools.cycle(fixtures)
         bench = Bench(stack, api, key, clients)
 
         def items(n: int) -> list[tuple[FixtureOrder, str]]:
-            return [(fixtures[i % len(fixtures)], next(numbers)) for i in range(n)]
+            return [(next(orders), next(numbers)) for _ in range(n)]
 
-        phases.append(
-            bench.run_phase("c1", 1, items(count), rate_per_min=None, timeout=phase_timeout)
-        )
-        phases.append(
-            bench.run_phase("c2", 2, items(count), rate_per_min=None, timeout=phase_timeout)
-        )
-        phases.append(
-            bench.run_phase(
-                "paced", 2, items(paced_count), rate_per_min=rate, timeout=phase_timeout
+        for name, procs, n, per_min in plan:
+            phases.append(
+                bench.run_phase(
+                    name,
+                    procs,
+                    items(n),
+                    items(2 * procs),
+                    rate_per_min=per_min,
+                    timeout=phase_timeout,
+                )
             )
-        )
     except (BenchError, StackError) as exc:
         click.echo(f"bench pipeline failed: {exc}", err=True)
         raise click.exceptions.Exit(EXIT_CANNOT_RUN) from None

@@ -61,6 +61,8 @@ EFFECTS: dict[str, Effect] = {
     # The selling agent (R4).
     "agent.revoked": Effect.REJECT,
     "agent.out_of_scope": Effect.REJECT,
+    # The worker failed on this order's images again and again (a poison message).
+    "processing.failed": Effect.REVIEW,
     # R2: handled by its own outcome (store_visit_required), listed for completeness.
     "policy.card_limit": Effect.NOTE,
 }

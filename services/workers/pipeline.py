@@ -44,6 +44,7 @@ from services.storage.models import Agent, Blob, Order, WebhookAttempt, WebhookD
 
 log = logging.getLogger(__name__)
 EVIDENCE_ROLE = "evidence"
+MAX_ATTEMPTS = 5  # image-reading attempts per order before it goes to review
 
 
 @dataclass
@@ -161,6 +162,15 @@ def verify_images(ctx: Context, order_id: str) -> bool:
             (OrderStatus.RECEIVED, OrderStatus.VERIFYING),
             attempts=order.attempts + 1,
         )
+        attempt = order.attempts + 1
+
+    if attempt > MAX_ATTEMPTS:
+        # A poison order (its images crash or hang the worker every time) goes to a
+        # person instead of looping through the queue forever.
+        _store_evidence(
+            ctx, order_id, {"codes": ["processing.failed"]}, {"codes": ["processing.failed"]}, None
+        )
+        return True
 
     started = time.process_time()
     files = _read_images(ctx, order_id)
@@ -244,6 +254,14 @@ def verify_images(ctx: Context, order_id: str) -> bool:
     summary["cpu_s"] = full["cpu_s"]
     summary["versions"] = _versions()
 
+    _store_evidence(ctx, order_id, full, summary, number)
+    return True
+
+
+def _store_evidence(
+    ctx: Context, order_id: str, full: dict[str, Any], summary: dict[str, Any], number: str | None
+) -> None:
+    codes = full.get("codes", [])
     evidence_id = _blob_id(order_id, EVIDENCE_ROLE)
     data = json.dumps(full, ensure_ascii=False).encode()
     ctx.blobs.put(evidence_id, data)
@@ -276,7 +294,6 @@ def verify_images(ctx: Context, order_id: str) -> bool:
         )
     if moved:
         log.info("order %s: images read (%s)", order_id, ",".join(codes) or "no findings")
-    return True
 
 
 def _thresholds(uses: Any, use: str) -> dict[str, float] | None:
@@ -479,6 +496,8 @@ def _record(
         except IntegrityError:
             webhook_id = None
             continue  # lost the audit seq race: replay
+    else:
+        raise RuntimeError(f"order {order.id}: could not record the decision (audit races)")
     log.info(
         "order %s decided: %s %s %s",
         order.id,
