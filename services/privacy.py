@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import logging
 import re
+from typing import Any
 
 ID_NUMBER_RE = re.compile(r"(?<![0-9])([1-9][0-9]{5})([0-9]{8})([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
 
@@ -40,10 +41,31 @@ class MaskIdNumbersFilter(logging.Filter):
         return True
 
 
+_factory_installed = False
+
+
 def install_log_masking() -> None:
-    root = logging.getLogger()
-    if not any(isinstance(f, MaskIdNumbersFilter) for f in root.filters):
-        root.addFilter(MaskIdNumbersFilter())
-    for handler in root.handlers:
-        if not any(isinstance(f, MaskIdNumbersFilter) for f in handler.filters):
-            handler.addFilter(MaskIdNumbersFilter())
+    """Mask every log record of this process when it is created, whichever logger or
+    handler (uvicorn's, Celery's, the last-resort one) ends up writing it."""
+    global _factory_installed
+    if _factory_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def masking_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it to logging's own handling
+            return record
+        masked = mask_text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[1] is not None:
+            # Exception texts (e.g. a validation error quoting input) too.
+            record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return record
+
+    logging.setLogRecordFactory(masking_factory)
+    _factory_installed = True

@@ -17,6 +17,7 @@ from services.errors import ServiceError
 from services.privacy import install_log_masking
 from services.storage.blobs import BlobStore
 from services.storage.db import session_factory
+from services.workers.celery_app import make_celery
 
 log = logging.getLogger(__name__)
 # Whole multipart body: three images plus the form fields.
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         sessions=session_factory(settings.resolved_database_url),
         blobs=BlobStore(settings.blob_dir, settings.blob_key_bytes),
+        celery=make_celery(settings),
     )
     body_limit = 3 * settings.max_upload_bytes + BODY_OVERHEAD
 

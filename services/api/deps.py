@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
+from celery import Celery
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +22,7 @@ class AppState:
     settings: Settings
     sessions: sessionmaker[Session]
     blobs: BlobStore
+    celery: Celery  # built from these settings: the broker is the app's, not the env's
 
 
 def get_state(request: Request) -> AppState:

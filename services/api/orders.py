@@ -285,7 +285,7 @@ def _store(
         for part in IMAGE_PARTS:
             state.blobs.delete(blob_ids[part])
         raise
-    enqueue.send(enqueue.VERIFY, order_id)
+    enqueue.send(enqueue.VERIFY, order_id, app=state.celery)
     with state.sessions() as session:
         order = session.get(Order, order_id)
         assert order is not None

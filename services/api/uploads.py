@@ -40,10 +40,31 @@ def _format(data: bytes) -> str | None:
     return None
 
 
+def _jpeg_complete(data: bytes) -> bool:
+    """An end-of-image marker after the first scan. Walking the header segments skips an
+    EXIF thumbnail's own EOI; phones may append data after the EOI (motion photos), so
+    the marker need not be last. Entropy-coded data cannot contain FFD9 (FF is stuffed)."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return True  # not a segment structure we know: the header check decides
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:  # start of scan
+            return data.find(b"\xff\xd9", pos) != -1
+        if 0xD0 <= marker <= 0xD9 or marker == 0x01:
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        pos += 2 + int(length)
+    return False
+
+
 def _complete(fmt: str, data: bytes) -> bool:
     if fmt == "JPEG":
-        # Trailing padding after EOI is common; a truncated file has no EOI at the end.
-        return b"\xff\xd9" in data[-64:]
+        return _jpeg_complete(data)
     if fmt == "PNG":
         return data[-12:-8] == b"\x00\x00\x00\x00" and data[-8:-4] == b"IEND"
     if fmt == "WEBP":

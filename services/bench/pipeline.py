@@ -616,6 +616,8 @@ def bench_pipeline(
             )
     except (BenchError, StackError) as exc:
         click.echo(f"bench pipeline failed: {exc}", err=True)
+        if keep is None:
+            click.echo("(rerun with --keep DIR to keep the data dir and its logs)", err=True)
         raise click.exceptions.Exit(EXIT_CANNOT_RUN) from None
     finally:
         if bench is not None:

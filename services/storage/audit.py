@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +25,7 @@ from services.storage.models import AuditEntry, utcnow
 
 GENESIS = "0" * 64
 MAX_RACES = 20
+AUDIT_LOCK_KEY = 0x51_6A_7E_00  # pg_advisory_xact_lock key of the audit log
 
 
 def _canonical(
@@ -54,6 +55,10 @@ def append(
     Raises IntegrityError when another writer took the same seq; callers that cannot
     replay their whole transaction use :func:`append_now`.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        # Serialise appenders for this transaction: without it the writer that just
+        # committed keeps winning the next seq and the others starve in retries.
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
     last = session.execute(
         select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
     ).first()

@@ -28,7 +28,10 @@ def make_engine(url: str) -> Engine:
             # then writes fails at once with "database is locked" when another wrote first.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            # Switching to WAL does not wait for the busy timeout: only when needed
+            # (upgrade() switches a new database once, before anyone else connects).
+            if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=FULL")
@@ -71,3 +74,8 @@ def upgrade(url: str) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), "head")
+    if url.startswith("sqlite"):
+        engine = make_engine(url)  # leaves the file in WAL mode
+        with engine.connect():
+            pass
+        engine.dispose()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from celery import Celery
+
 from services.workers.celery_app import get_app
 
 log = logging.getLogger(__name__)
@@ -15,11 +17,11 @@ SWEEP = "simgate.sweep"
 QUEUES = {VERIFY: "vision", CHECK: "default", WEBHOOK: "default", SWEEP: "default"}
 
 
-def send(task: str, arg: str, *, countdown: float | None = None) -> bool:
+def send(task: str, arg: str, *, countdown: float | None = None, app: Celery | None = None) -> bool:
     """True when the broker took the message. A failure is logged, never raised: the
     order is committed already, and the sweeper re-enqueues what was never picked up."""
     try:
-        get_app().send_task(
+        (app or get_app()).send_task(
             task,
             args=(arg,),
             queue=QUEUES[task],

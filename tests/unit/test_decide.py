@@ -208,7 +208,8 @@ def test_decide_is_pure() -> None:
 def test_every_code_has_a_valid_effect(code: str) -> None:
     assert isinstance(EFFECTS[code], Effect)
     assert effect_of(code) is EFFECTS[code]
-    assert code.count(".") == 1 and code == code.lower()
+    assert code.count(".") == 1
+    assert code == code.lower()
 
 
 def test_lookup_result_codes_are_known() -> None:

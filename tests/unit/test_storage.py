@@ -5,7 +5,9 @@ PostgreSQL runs the same migrations and audit checks in tests/storage/test_postg
 
 from __future__ import annotations
 
+import itertools
 import os
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -92,10 +94,18 @@ def test_upgrade_is_idempotent(db_url: str, engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
         assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
-        triggers = set(
-            conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
-        )
+        triggers = set(conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
     assert triggers == {"audit_log_no_update", "audit_log_no_delete"}
+
+
+def test_upgrade_leaves_sqlite_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.db"
+    upgrade(f"sqlite:///{path}")
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        con.close()
 
 
 def test_upgrade_creates_the_data_dir(tmp_path: Path) -> None:
@@ -113,11 +123,13 @@ def test_blob_round_trip_and_ciphertext_on_disk(store: BlobStore) -> None:
     data = b"\xff\xd8\xff\xe0 plaintext ID card 110105199001011234 " * 50
     blob_id = new_blob_id()
     path = store.put(blob_id, data)
-    assert path.is_file() and path.parent.parent == store.root
+    assert path.is_file()
+    assert path.parent.parent == store.root
     assert store.get(blob_id) == data
     raw = path.read_bytes()
     assert raw.startswith(MAGIC)
-    assert b"plaintext" not in raw and b"110105199001011234" not in raw
+    assert b"plaintext" not in raw
+    assert b"110105199001011234" not in raw
     assert not raw[len(MAGIC) :].startswith(b"\xff\xd8")
     store.delete(blob_id)
     assert not path.exists()
@@ -184,7 +196,7 @@ def test_blob_write_is_atomic(store: BlobStore, monkeypatch: pytest.MonkeyPatch)
         store.put(failing, b"half")
     monkeypatch.undo()
     assert not store.path(failing).exists()
-    assert [p for p in store.root.rglob(".tmp-*")] == []
+    assert list(store.root.rglob(".tmp-*")) == []
 
 
 def test_blob_overwrite_replaces(store: BlobStore) -> None:
@@ -216,7 +228,8 @@ def test_blob_key_length_checked(tmp_path: Path) -> None:
 def test_seal_open_text_round_trip() -> None:
     secret = '{"name": "姚亚金", "id_number": "53232819960626246X"}'
     sealed = seal_text(KEY, secret, "ord_1")
-    assert "姚亚金" not in sealed and "53232819960626246X" not in sealed
+    assert "姚亚金" not in sealed
+    assert "53232819960626246X" not in sealed
     assert seal_text(KEY, secret, "ord_1") != sealed  # fresh nonce
     assert open_text(KEY, sealed, "ord_1") == secret
     with pytest.raises(InvalidTag):
@@ -232,18 +245,24 @@ def test_audit_append_and_verify(factory: sessionmaker[Session]) -> None:
     assert _verify(factory) == audit.VerifyResult(True, 0, None, None)
     _append(factory, 5)
     result = _verify(factory)
-    assert result.ok and result.entries == 5 and result.first_bad_seq is None
+    assert result.ok
+    assert result.entries == 5
+    assert result.first_bad_seq is None
     with factory() as session:
         entries = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0].prev_hash == audit.GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
 
 
 def test_audit_append_in_callers_transaction_rolls_back(factory: sessionmaker[Session]) -> None:
-    with pytest.raises(RuntimeError), factory() as session, session.begin():
-        audit.append(session, kind="k", subject="s", actor="a", payload={})
-        raise RuntimeError("the order insert failed")
+    def failing_order() -> None:
+        with factory() as session, session.begin():
+            audit.append(session, kind="k", subject="s", actor="a", payload={})
+            raise RuntimeError("the order insert failed")
+
+    with pytest.raises(RuntimeError):
+        failing_order()
     assert _verify(factory).entries == 0
 
 
@@ -270,7 +289,8 @@ def test_audit_log_is_append_only(
     _append(factory, 3)
     with pytest.raises(DatabaseError, match="append-only"), engine.begin() as conn:
         conn.execute(text(statement))
-    assert _verify(factory).ok and _verify(factory).entries == 3
+    assert _verify(factory).ok
+    assert _verify(factory).entries == 3
 
 
 def test_audit_tampered_payload_detected(factory: sessionmaker[Session], engine: Engine) -> None:
@@ -316,7 +336,8 @@ def test_audit_deleted_middle_entry_detected(
         conn.execute(text("DELETE FROM audit_log WHERE seq = 3"))
     result = _verify(factory)
     assert (result.ok, result.first_bad_seq) == (False, 4)
-    assert result.problem is not None and "expected seq 3" in result.problem
+    assert result.problem is not None
+    assert "expected seq 3" in result.problem
 
 
 def test_audit_swapped_entries_detected(factory: sessionmaker[Session], engine: Engine) -> None:
@@ -332,6 +353,8 @@ def test_audit_swapped_entries_detected(factory: sessionmaker[Session], engine: 
 
 def test_audit_concurrent_appends(db_url: str, factory: sessionmaker[Session]) -> None:
     """Two writers, each with its own engine (as two processes would have)."""
+    with factory() as session:
+        session.execute(select(1))  # upgrade() left it in WAL mode
     errors: list[BaseException] = []
     start = threading.Barrier(2)
 
@@ -352,7 +375,8 @@ def test_audit_concurrent_appends(db_url: str, factory: sessionmaker[Session]) -
         t.join(timeout=60)
     assert errors == []
     result = _verify(factory)
-    assert result.ok and result.entries == 100
+    assert result.ok
+    assert result.entries == 100
     with factory() as session:
         per_writer = dict(
             session.execute(
@@ -379,7 +403,9 @@ def test_inventory(factory: sessionmaker[Session]) -> None:
     a, b, c = numbers[:3]
     with factory() as session:
         sim = inventory.get_sim(session, a)
-        assert sim is not None and sim.iccid == inventory.iccid_for(a) and len(sim.iccid) == 20
+        assert sim is not None
+        assert sim.iccid == inventory.iccid_for(a)
+        assert len(sim.iccid) == 20
         assert inventory.get_sim(session, "19999999999") is None
 
     with factory() as session, session.begin():
@@ -403,7 +429,9 @@ def test_inventory(factory: sessionmaker[Session]) -> None:
         assert inventory.transition(
             session, "ord_a", SimStatus.ACTIVE, expected=SimStatus.AWAITING_HANDOVER
         )
-        assert inventory.transition(session, "ord_b", SimStatus.SHIPPED_INACTIVE, holder_id_hash="h1")
+        assert inventory.transition(
+            session, "ord_b", SimStatus.SHIPPED_INACTIVE, holder_id_hash="h1"
+        )
         assert inventory.transition(session, "ord_c", SimStatus.AVAILABLE)  # released
     with factory() as session:
         released = inventory.get_sim(session, c)

@@ -28,6 +28,10 @@ APPEND_ONLY_PG_TRIGGER = (
     "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
     "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"
 )
+NO_TRUNCATE_PG_TRIGGER = (
+    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()"
+)
 
 
 def _append_only() -> None:
@@ -40,6 +44,7 @@ def _append_only() -> None:
     elif dialect == "postgresql":
         op.execute(APPEND_ONLY_PG_FUNCTION)
         op.execute(APPEND_ONLY_PG_TRIGGER)
+        op.execute(NO_TRUNCATE_PG_TRIGGER)
 
 
 def upgrade() -> None:
