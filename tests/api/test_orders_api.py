@@ -131,9 +131,7 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
         inventory.seed_inventory(s, per_province=5)
     sent: list[tuple[str, str]] = []
 
-    def record(
-        task: str, arg: str, *, countdown: float | None = None, app: object = None
-    ) -> bool:
+    def record(task: str, arg: str, *, countdown: float | None = None, app: object = None) -> bool:
         sent.append((task, arg))
         return True
 
