@@ -196,7 +196,12 @@ def _register_face_commands() -> None:
     from services.selfie_cli import check_selfie
 
     main.add_command(check_selfie)
+    from services.bench.pipeline import bench_pipeline
+    from services.demo import demo
     from services.service_cli import COMMANDS
+
+    main.add_command(demo)
+    bench.add_command(bench_pipeline)
 
     for command in COMMANDS:
         main.add_command(command)
