@@ -45,7 +45,7 @@ from typing import Any
 
 import click
 import httpx
-import psutil  # no stubs in the dev deps yet
+import psutil
 
 from services.demo import FixtureOrder, api_client, error_text, load_fixture_orders, post_order
 from services.devstack import (
