@@ -95,7 +95,7 @@ def check_image(part: str, data: bytes, *, max_bytes: int, max_pixels: int) -> C
         raise PayloadTooLarge(f"{part}: {exc}", code="upload.too_many_pixels") from exc
     except Exception as exc:  # PIL raises many types for a bad header
         raise Unprocessable(
-            f"{part}: unreadable {fmt} header ({exc})", code="upload.corrupt"
+            f"{part}: the {fmt} header is unreadable ({type(exc).__name__})", code="upload.corrupt"
         ) from exc
     if detected != fmt:
         raise Unprocessable(

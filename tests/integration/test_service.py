@@ -273,7 +273,8 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(
     bad = {
         "text": b"name,id\n",
         "truncated": good[: len(good) // 2],
-        "corrupt": good[:2] + b"\xff\xe0" + os.urandom(200) + good[-2:],
+        # A well-formed first segment, then bytes that are no JPEG marker at all.
+        "corrupt": good[:2] + b"\xff\xe0\x00\x10" + bytes(14) + b"\x00garbage" * 30 + good[-2:],
         "oversized": good + b"\0" * (live.stack.settings.max_upload_bytes + 1),
         "empty": b"",
     }[case]
