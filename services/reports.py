@@ -1,4 +1,4 @@
-"""JSON shapes of vision results, shared by the CLI and (later) the API.
+"""JSON shapes of vision results, shared by the CLI and the service's evidence records.
 
 Kept in one place so the CLI contract and the service's evidence records agree.
 """
@@ -48,3 +48,18 @@ def reading_to_dict(reading: IdCardReading, paths: list[str] | None = None) -> d
         "quality": quality,
         "timings_ms": {k: round(v, 1) for k, v in reading.timings_ms.items()},
     }
+
+
+def match_to_dict(m: Any, thresholds: dict[str, float] | None = None) -> dict[str, Any] | None:
+    """A :class:`vision.selfie.MatchCheck` (verdict, score, distance, use)."""
+    if m is None:
+        return None
+    out: dict[str, Any] = {
+        "verdict": m.verdict,
+        "score": round(m.score, 4),
+        "distance": round(m.distance, 4),
+        "use": m.use,
+    }
+    if thresholds is not None:
+        out["thresholds"] = thresholds
+    return out

@@ -13,18 +13,9 @@ from typing import Any
 
 import click
 
+from services.reports import match_to_dict
+
 EXIT_UNREADABLE = 2
-
-
-def _match(m: Any) -> dict[str, Any] | None:
-    if m is None:
-        return None
-    return {
-        "verdict": m.verdict,
-        "score": round(m.score, 4),
-        "distance": round(m.distance, 4),
-        "use": m.use,
-    }
 
 
 def check_files(selfie_path: Path, id_front_path: Path) -> dict[str, Any]:
@@ -53,8 +44,8 @@ def check_files(selfie_path: Path, id_front_path: Path) -> dict[str, Any]:
         "inputs": {"selfie": str(selfie_path), "id_front": str(id_front_path)},
         "passed": result.passed,
         "reasons": list(result.reasons),
-        "face_match": _match(result.face_match),
-        "card_portrait_match": _match(result.card_portrait_match),
+        "face_match": match_to_dict(result.face_match),
+        "card_portrait_match": match_to_dict(result.card_portrait_match),
         "card_number": {
             "verdict": result.card_number.verdict,
             "held": result.card_number.held,

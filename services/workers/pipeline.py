@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from importlib import metadata
 from typing import Any
 
@@ -37,6 +37,7 @@ from services.domain.decide import Decision, Evidence, Policy, decide
 from services.domain.states import Delivery, OrderStatus, Outcome, ShipMode, SimStatus
 from services.lookup.client import CircuitBreaker, LookupClient, LookupUnavailable
 from services.privacy import id_hash, mask_id_number
+from services.reports import match_to_dict, reading_to_dict
 from services.storage import audit
 from services.storage.blobs import BlobStore, open_text
 from services.storage.db import session_factory
@@ -79,6 +80,7 @@ class Context:
         )
 
 
+@lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
     from vision import face
 
@@ -102,18 +104,6 @@ def _mask_name(name: str | None) -> str | None:
     if not name:
         return None
     return name[0] + "*" * (len(name) - 1)
-
-
-def _match(m: Any, thresholds: dict[str, float] | None) -> dict[str, Any] | None:
-    if m is None:
-        return None
-    return {
-        "verdict": m.verdict,
-        "score": round(m.score, 4),
-        "distance": round(m.distance, 4),
-        "use": m.use,
-        "thresholds": thresholds,
-    }
 
 
 def _set_status(
@@ -192,23 +182,7 @@ def verify_images(ctx: Context, order_id: str) -> bool:
         fields = {k: v.value for k, v in reading.fields.items()}
         number = fields.get("id_number")
         codes.extend(c for c in (*reading.errors, *reading.warnings) if c not in codes)
-        full["document"] = {
-            "fields": fields,
-            "confidence": {k: round(v.confidence, 3) for k, v in reading.fields.items()},
-            "checks": dict(reading.checks),
-            "errors": list(reading.errors),
-            "warnings": list(reading.warnings),
-            "corrections": [dict(c) for c in reading.corrections],
-            "sides": [
-                {
-                    "side": s.side.value,
-                    "rotation": s.rotation,
-                    "path": s.path,
-                    "quality": {q.code: q.score for q in s.quality.signals},
-                }
-                for s in reading.sides
-            ],
-        }
+        full["document"] = reading_to_dict(reading)  # the `simgate read-id --json` shape
         summary["document"] = {
             "fields_read": sorted(k for k, v in fields.items() if v),
             "checks": dict(reading.checks),
@@ -224,8 +198,10 @@ def verify_images(ctx: Context, order_id: str) -> bool:
             )
             uses = face.calibration().uses
             codes.extend(c for c in sc.reasons if c not in codes)
-            face_match = _match(sc.face_match, _thresholds(uses, "selfie_vs_portrait"))
-            card_match = _match(sc.card_portrait_match, _thresholds(uses, "portrait_vs_portrait"))
+            face_match = match_to_dict(sc.face_match, _thresholds(uses, "selfie_vs_portrait"))
+            card_match = match_to_dict(
+                sc.card_portrait_match, _thresholds(uses, "portrait_vs_portrait")
+            )
             full["selfie"] = {
                 "reasons": list(sc.reasons),
                 "face_match": face_match,
