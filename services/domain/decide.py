@@ -23,6 +23,7 @@ LOOKUP_RESULT_CODES = {
     "unavailable": "lookup.unavailable",
     # Not asked because the document already failed; on its own it means review.
     "skipped": "lookup.not_checked",
+    "refused": "lookup.request_refused",
 }
 
 

@@ -58,6 +58,7 @@ EFFECTS: dict[str, Effect] = {
     "lookup.no_photo": Effect.NOTE,
     "lookup.unavailable": Effect.REVIEW,
     "lookup.not_checked": Effect.REVIEW,
+    "lookup.request_refused": Effect.REVIEW,
     # The selling agent (R4).
     "agent.revoked": Effect.REJECT,
     "agent.out_of_scope": Effect.REJECT,

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias, cast
 
+from services import privacy
+
 FORMAT_VERSION: Final = 1
 EMBEDDING_DIM: Final = 128
 NAME_MAX_CHARS: Final = 64
@@ -48,12 +50,8 @@ def is_valid_id_number(id_number: str) -> bool:
 
 
 def mask_id_number(id_number: str) -> str:
-    """The only form of an ID number that may be logged: first 3 + 11 stars + last 4."""
-    value = id_number.strip()
-    if len(value) < 8:
-        # Too short to keep anything without revealing most of it.
-        return "*" * len(value)
-    return f"{value[:3]}{'*' * 11}{value[-4:]}"
+    """The only form of an ID number that may be logged (one rule for the whole product)."""
+    return privacy.mask_id_number(id_number) or ""
 
 
 def normalize_name(name: str) -> str:

@@ -35,7 +35,12 @@ from services.carrier import inventory
 from services.config import Settings
 from services.domain.decide import Decision, Evidence, Policy, decide
 from services.domain.states import Delivery, OrderStatus, Outcome, ShipMode, SimStatus
-from services.lookup.client import CircuitBreaker, LookupClient, LookupUnavailable
+from services.lookup.client import (
+    CircuitBreaker,
+    LookupClient,
+    LookupRequestError,
+    LookupUnavailable,
+)
 from services.privacy import id_hash, mask_id_number
 from services.reports import match_to_dict, reading_to_dict
 from services.storage import audit
@@ -316,11 +321,14 @@ def check_and_decide(ctx: Context, order_id: str) -> StepResult:
     lookup_result: str | None = "skipped"
     similarity: float | None = None
     lookup_meta: dict[str, Any] = {}
-    if number and "document.number_invalid" not in codes:
+    if number and name and "document.number_invalid" not in codes:
         try:
             answer = ctx.lookup.verify(name or "", number, full.get("live_face_encoding"))
             lookup_result, similarity = answer.result, answer.photo_similarity
             lookup_meta = {"request_id": answer.request_id, "attempts": answer.attempts}
+        except LookupRequestError as exc:
+            # The lookup refused what we sent: a bug or a contract change, for a person.
+            lookup_result, lookup_meta = "refused", {"error": exc.code}
         except LookupUnavailable as exc:
             waited = (utcnow() - _aware(order.created_at)).total_seconds()
             if waited < ctx.settings.lookup_deadline_s:

@@ -92,6 +92,9 @@ CASES: dict[str, tuple[Evidence, Outcome, ShipMode | None, tuple[str, ...], tupl
     ),
     "lookup_none": (ev(lookup_result=None), REVIEW, None, ("lookup.unavailable",), ()),
     "lookup_unknown_result": (ev(lookup_result="???"), REVIEW, None, ("lookup.unavailable",), ()),
+    "lookup_refused_the_request": (
+        ev(lookup_result="refused"), REVIEW, None, ("lookup.request_refused",), (),
+    ),
     "lookup_skipped_alone": (
         ev(lookup_result="skipped"), REVIEW, None, ("lookup.not_checked",), (),
     ),
