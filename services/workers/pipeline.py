@@ -51,6 +51,12 @@ from services.storage.models import Agent, Blob, Order, WebhookAttempt, WebhookD
 log = logging.getLogger(__name__)
 EVIDENCE_ROLE = "evidence"
 MAX_ATTEMPTS = 5  # image-reading attempts per order before it goes to review
+UNDECIDED = (
+    OrderStatus.RECEIVED,
+    OrderStatus.VERIFYING,
+    OrderStatus.CHECKING,
+    OrderStatus.WAITING_LOOKUP,
+)
 
 
 @dataclass
@@ -436,7 +442,7 @@ def _record(
                     session,
                     order.id,
                     OrderStatus.DECIDED,
-                    (OrderStatus.CHECKING, OrderStatus.WAITING_LOOKUP),
+                    UNDECIDED,
                     outcome=decision.outcome.value,
                     ship_mode=decision.ship_mode.value if decision.ship_mode else None,
                     reasons={"reasons": list(decision.reasons), "notes": list(decision.notes)},
@@ -572,11 +578,19 @@ def sweep(ctx: Context) -> list[tuple[str, str]]:
             .where(Order.status != OrderStatus.DECIDED, Order.updated_at < cutoff)
             .limit(500)
         ).all()
+        give_up: list[str] = []
         for o in stuck:
-            task = VERIFY if o.status in (OrderStatus.RECEIVED, OrderStatus.VERIFYING) else CHECK
-            out.append((task, o.id))
+            if o.status in (OrderStatus.RECEIVED, OrderStatus.VERIFYING):
+                out.append((VERIFY, o.id))  # verify_images counts its own attempts
+                values: dict[str, Any] = {"updated_at": utcnow()}
+            elif o.attempts >= 2 * MAX_ATTEMPTS:
+                give_up.append(o.id)
+                continue
+            else:
+                out.append((CHECK, o.id))
+                values = {"updated_at": utcnow(), "attempts": o.attempts + 1}
             # Touch it, so the next sweep does not enqueue it again while it runs.
-            session.execute(update(Order).where(Order.id == o.id).values(updated_at=utcnow()))
+            session.execute(update(Order).where(Order.id == o.id).values(**values))
         due = session.scalars(
             select(WebhookDelivery.id).where(
                 WebhookDelivery.status == "pending",
@@ -584,4 +598,19 @@ def sweep(ctx: Context) -> list[tuple[str, str]]:
             )
         ).all()
         out.extend((WEBHOOK, d) for d in due)
+    for order_id in give_up:
+        fail_order(ctx, order_id)
     return out
+
+
+def fail_order(ctx: Context, order_id: str) -> StepResult:
+    """Decide ``needs_review`` with ``processing.failed``: the checks failed on this
+    order again and again (a poison message); a person looks instead of the queue."""
+    with ctx.sessions() as session:
+        order = session.get(Order, order_id)
+    if order is None or order.status == OrderStatus.DECIDED:
+        return StepResult()
+    decision = Decision(Outcome.NEEDS_REVIEW, None, ("processing.failed",), (), ctx.policy.version)
+    evidence = Evidence(delivery=Delivery(order.delivery))
+    log.error("order %s: giving up after %d attempts: review", order_id, order.attempts)
+    return _record(ctx, order, decision, evidence, {}, None, None)

@@ -3,10 +3,11 @@ review after MAX_ATTEMPTS, and replaying a step never decides twice."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from services.agents import create_agent
 from services.carrier import inventory
@@ -14,8 +15,8 @@ from services.config import Settings
 from services.domain.states import OrderStatus, SimStatus
 from services.storage.blobs import seal_text
 from services.storage.db import upgrade
-from services.storage.models import AuditEntry, Order, Sim
-from services.workers import pipeline
+from services.storage.models import AuditEntry, Order, Sim, utcnow
+from services.workers import enqueue, pipeline
 
 
 def _context(tmp_path: Path) -> pipeline.Context:
@@ -68,3 +69,22 @@ def test_poison_order_goes_to_review_and_is_decided_once(tmp_path: Path) -> None
             select(func.count()).select_from(AuditEntry).where(AuditEntry.kind == "order.decided")
         )
     assert decided == 1
+
+
+def test_sweeper_re_enqueues_stuck_orders_and_gives_up_on_a_poison_one(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    order_id = _order(ctx, attempts=0)
+    old = utcnow() - dt.timedelta(seconds=ctx.settings.stuck_after_s + 1)
+    with ctx.sessions() as session, session.begin():
+        session.execute(update(Order).values(status=OrderStatus.CHECKING, updated_at=old))
+    assert pipeline.sweep(ctx) == [(enqueue.CHECK, order_id)]
+    assert pipeline.sweep(ctx) == []  # touched: not enqueued again while it runs
+    with ctx.sessions() as session, session.begin():
+        session.execute(update(Order).values(attempts=2 * pipeline.MAX_ATTEMPTS, updated_at=old))
+    assert pipeline.sweep(ctx) == []
+    with ctx.sessions() as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+    assert order.status == OrderStatus.DECIDED
+    assert order.outcome == "needs_review"
+    assert order.reasons["reasons"] == ["processing.failed"]
