@@ -22,7 +22,7 @@ from services.api.schemas import ErrorBody, OrderAccepted, OrderList, OrderView
 from services.api.uploads import CheckedImage, check_image
 from services.carrier import inventory
 from services.domain.states import Delivery, OrderStatus
-from services.errors import Conflict, Forbidden, NotFound, Unprocessable
+from services.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from services.privacy import mask_id_number
 from services.storage import audit
 from services.storage.blobs import new_blob_id, seal_text
@@ -44,8 +44,6 @@ async def _read_limited(part: str, upload: UploadFile, limit: int) -> bytes:
     while chunk := await upload.read(1 << 20):
         total += len(chunk)
         if total > limit:
-            from services.errors import PayloadTooLarge
-
             raise PayloadTooLarge(f"{part}: larger than {limit} bytes", code="upload.too_large")
         chunks.append(chunk)
     return b"".join(chunks)
