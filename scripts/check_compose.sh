@@ -14,7 +14,7 @@ CLIENT="${CHECK_COMPOSE_CLIENT:-auto}"
 [[ -f "$FILE" ]] || { echo "check_compose: $FILE not found" >&2; exit 2; }
 
 # The file refuses to load without its secrets; any value will do to validate it.
-export SIMGATE_BLOB_KEY=dummy SIMGATE_ID_HASH_KEY=dummy
+export SIMGATE_BLOB_KEY=dummy SIMGATE_ID_HASH_KEY=dummy SIMGATE_LOGISTICS_TOKEN=dummy
 
 if [[ "$CLIENT" == auto || "$CLIENT" == docker ]] && docker compose version >/dev/null 2>&1; then
     docker compose -f "$FILE" config -q

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Development only: 32 bytes, public on purpose so `make run` works with no setup.
 DEV_BLOB_KEY = base64.b64encode(b"simgate-dev-key-not-for-prod-000").decode()
 DEV_ID_HASH_KEY = "simgate-dev-id-hash-key"
+DEV_LOGISTICS_TOKEN = "simgate-dev-logistics-token"
 
 
 class PlaceholderSecretError(RuntimeError):
@@ -34,6 +35,15 @@ class Settings(BaseSettings):
     redis_url: str = ""  # empty: the bundled redis socket under data_dir (simgate up)
     blob_key: str = DEV_BLOB_KEY  # base64 of 32 bytes (AES-256-GCM)
     id_hash_key: str = DEV_ID_HASH_KEY  # HMAC key for ID numbers (card counts, R2)
+    # The carrier's logistics system: creates couriers, assigns deliveries, prints packs.
+    logistics_token: str = DEV_LOGISTICS_TOKEN
+    handover_max_failures: int = 3  # then the handover locks and the order goes to review
+    activation_code_max_tries: int = 5  # wrong codes per ICCID before a lock
+    activation_lock_s: float = 900.0
+    activation_tries_per_addr: int = 20  # code tries per client address per window
+    activation_window_s: float = 600.0
+    challenge_ttl_s: float = 300.0
+    max_video_bytes: int = 15 * 1024 * 1024
     lookup_url: str = "http://127.0.0.1:8001"
     lookup_timeout_s: float = 2.0
     lookup_retries: int = 2
@@ -61,9 +71,14 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.env == "production":
-            if self.blob_key == DEV_BLOB_KEY or self.id_hash_key == DEV_ID_HASH_KEY:
+            if (
+                self.blob_key == DEV_BLOB_KEY
+                or self.id_hash_key == DEV_ID_HASH_KEY
+                or self.logistics_token == DEV_LOGISTICS_TOKEN
+            ):
                 raise PlaceholderSecretError(
-                    "SIMGATE_BLOB_KEY and SIMGATE_ID_HASH_KEY must be set to real secrets "
+                    "SIMGATE_BLOB_KEY, SIMGATE_ID_HASH_KEY and SIMGATE_LOGISTICS_TOKEN must be "
+                    "set to real secrets "
                     "in production (the built-in values are public development keys)"
                 )
         key = base64.b64decode(self.blob_key, validate=True)

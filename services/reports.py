@@ -51,15 +51,20 @@ def reading_to_dict(reading: IdCardReading, paths: list[str] | None = None) -> d
 
 
 def match_to_dict(m: Any, thresholds: dict[str, float] | None = None) -> dict[str, Any] | None:
-    """A :class:`vision.selfie.MatchCheck` (verdict, score, distance, use)."""
+    """A :class:`vision.selfie.MatchCheck` or :class:`vision.face.FaceMatch`: verdict,
+    score, distance, and the threshold set (``use``) and thresholds where known."""
     if m is None:
         return None
     out: dict[str, Any] = {
         "verdict": m.verdict,
         "score": round(m.score, 4),
         "distance": round(m.distance, 4),
-        "use": m.use,
     }
+    if getattr(m, "use", None) is not None:
+        out["use"] = m.use
+    own = getattr(m, "thresholds", None)
+    if thresholds is None and own is not None:
+        thresholds = {"match": own.match, "no_match": own.no_match}
     if thresholds is not None:
         out["thresholds"] = thresholds
     return out

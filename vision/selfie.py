@@ -94,6 +94,9 @@ class SelfieCheck:
     # The applicant's live-face embedding: evidence, and what the national lookup may
     # compare with its own photo (no second encoding needed).
     live_face_encoding: face.Embedding | None = None
+    # The scanned card's portrait embedding: the reference of later checks (door check,
+    # video activation) without decoding the card again.
+    scanned_portrait_encoding: face.Embedding | None = None
 
     @property
     def passed(self) -> bool:
@@ -335,4 +338,5 @@ def check_selfie(
         reasons=tuple(reasons),
         timings_ms={k: round(v, 1) for k, v in timings.items()},
         live_face_encoding=live_encoding,
+        scanned_portrait_encoding=None if scanned is None else scanned.encoding,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -12,9 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.agents import authenticate
 from services.config import Settings
+from services.couriers import authenticate_courier
 from services.errors import Forbidden, Unauthorized
 from services.storage.blobs import BlobStore
-from services.storage.models import Agent
+from services.storage.models import Agent, Courier
 
 
 @dataclass
@@ -50,6 +52,38 @@ def get_agent(
     return agent
 
 
+def _bearer(authorization: str | None) -> str:
+    if not authorization or not authorization.startswith("Bearer "):
+        raise Unauthorized("send 'Authorization: Bearer <token>'", code="auth.missing_key")
+    return authorization.removeprefix("Bearer ").strip()
+
+
+def get_courier(
+    state: Annotated[AppState, Depends(get_state)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> Courier:
+    token = _bearer(authorization)
+    with state.sessions() as session:
+        courier = authenticate_courier(session, token)
+    if courier is None:
+        raise Unauthorized("unknown courier token", code="auth.invalid_key")
+    if courier.status != "active":
+        raise Forbidden(f"courier {courier.id} is {courier.status}", code="courier.inactive")
+    return courier
+
+
+def require_logistics(
+    state: Annotated[AppState, Depends(get_state)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """The carrier's logistics system (one shared secret, SIMGATE_LOGISTICS_TOKEN)."""
+    token = _bearer(authorization)
+    if not hmac.compare_digest(token, state.settings.logistics_token):
+        raise Unauthorized("unknown logistics token", code="auth.invalid_key")
+
+
 State = Annotated[AppState, Depends(get_state)]
+CurrentCourier = Annotated[Courier, Depends(get_courier)]
+Logistics = Depends(require_logistics)
 DbSession = Annotated[Session, Depends(get_session)]
 CurrentAgent = Annotated[Agent, Depends(get_agent)]

@@ -39,7 +39,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _read_limited(part: str, upload: UploadFile, limit: int) -> bytes:
+async def read_limited(part: str, upload: UploadFile, limit: int) -> bytes:
     chunks, total = [], 0
     while chunk := await upload.read(1 << 20):
         total += len(chunk)
@@ -143,7 +143,7 @@ async def create_order(
     images: dict[str, CheckedImage] = {}
     uploads = {"id_front": id_front, "id_back": id_back, "selfie": selfie}
     for part in IMAGE_PARTS:
-        data = await _read_limited(part, uploads[part], settings.max_upload_bytes)
+        data = await read_limited(part, uploads[part], settings.max_upload_bytes)
         images[part] = check_image(
             part, data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels
         )

@@ -6,14 +6,17 @@ orders can never take the same number and a replayed task changes nothing twice.
 
 from __future__ import annotations
 
+import hashlib
 import random
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from services.domain.states import HELD_STATUSES, SimStatus
-from services.storage.models import Sim, utcnow
+from services.storage.blobs import seal_text
+from services.storage.models import ActivationCode, Sim, utcnow
 
 # Mobile number prefixes of the demo inventory, by province code (first two digits of
 # the region code). The numbers are invented; any 11-digit 1xx number is accepted.
@@ -118,3 +121,27 @@ def issue_existing(
         session.flush()
         out.append(sim.msisdn)
     return out
+
+
+ACTIVATION_CODE_DIGITS = 8
+
+
+def activation_code_hash(iccid: str, code: str) -> str:
+    return hashlib.sha256(f"{iccid}:{code.strip()}".encode()).hexdigest()
+
+
+def issue_activation_code(session: Session, order_id: str, key: bytes) -> str | None:
+    """A one-time code for the order's inactive SIM (idempotent: one per ICCID)."""
+    sim = session.scalars(select(Sim).where(Sim.order_id == order_id)).first()
+    if sim is None or session.get(ActivationCode, sim.iccid) is not None:
+        return None
+    code = "".join(secrets.choice("0123456789") for _ in range(ACTIVATION_CODE_DIGITS))
+    session.add(
+        ActivationCode(
+            iccid=sim.iccid,
+            order_id=order_id,
+            code_hash=activation_code_hash(sim.iccid, code),
+            code_sealed=seal_text(key, code, sim.iccid),
+        )
+    )
+    return code

@@ -48,3 +48,18 @@ HELD_STATUSES = frozenset(
         SimStatus.SUSPENDED,
     }
 )
+
+
+class HandoverStatus(StrEnum):
+    """A door-check delivery (R6)."""
+
+    ASSIGNED = "assigned"  # on a courier's round, not tried yet
+    FAILED = "failed"  # tried and refused; may be tried again
+    HANDED_OVER = "handed_over"  # matched: the SIM is active
+    LOCKED = "locked"  # refused too often: a person reviews the order
+    CANCELLED = "cancelled"
+
+
+# The liveness actions a challenge may ask for (vision.liveness.ACTIONS: a test keeps
+# the two lists equal; the API must not import the vision library).
+LIVENESS_ACTIONS = ("blink_twice", "turn_left", "turn_right", "open_mouth", "nod")

@@ -77,6 +77,7 @@ class Order(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[dt.datetime | None] = mapped_column()
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class Blob(Base):
@@ -143,3 +144,90 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(500))
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Courier(Base):
+    """A delivery courier; authenticates with a token (hash stored), acts only on the
+    orders assigned to their round (R6)."""
+
+    __tablename__ = "couriers"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Delivery(Base):
+    """The door check of one approved order: who delivers it and how the handover went."""
+
+    __tablename__ = "deliveries"
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    courier_id: Mapped[str] = mapped_column(ForeignKey("couriers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="assigned")
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    assigned_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class HandoverAttempt(Base):
+    """One door-check attempt; its two photos are blobs named in ``evidence["blobs"]``."""
+
+    __tablename__ = "handover_attempts"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    courier_id: Mapped[str] = mapped_column(ForeignKey("couriers.id"))
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    result: Mapped[str | None] = mapped_column(String(20))  # handed_over | refused
+    reasons: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class ActivationCode(Base):
+    """The one-time code printed on an inactive SIM's pack (R7); hash for checking,
+    sealed copy for the pack printer; wrong tries lock it for a while."""
+
+    __tablename__ = "activation_codes"
+    iccid: Mapped[str] = mapped_column(ForeignKey("sims.iccid"), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    code_sealed: Mapped[str] = mapped_column(Text)
+    failed_tries: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column()
+    used_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Challenge(Base):
+    """A liveness challenge: random actions, a nonce, an expiry; one video per challenge."""
+
+    __tablename__ = "challenges"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    iccid: Mapped[str] = mapped_column(ForeignKey("sims.iccid"), index=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    actions: Mapped[dict[str, Any]] = mapped_column()  # {"actions": [...]}
+    nonce: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    result: Mapped[str | None] = mapped_column(String(20))  # activated | failed
+    reasons: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    video_blob_id: Mapped[str | None] = mapped_column(String(40))
+    fingerprint: Mapped[str | None] = mapped_column(String(256))
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class CodeTry(Base):
+    """One activation-code try, kept for rate limiting per client address."""
+
+    __tablename__ = "code_tries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_addr: Mapped[str] = mapped_column(String(64), index=True)
+    iccid: Mapped[str] = mapped_column(String(22))
+    ok: Mapped[bool] = mapped_column()
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

@@ -17,7 +17,14 @@ def make_celery(settings: Settings) -> Celery:
     app.conf.update(
         task_queues=(Queue("vision"), Queue("default")),
         task_default_queue="default",
-        task_routes={"simgate.verify_order": {"queue": "vision"}},
+        task_routes={
+            name: {"queue": "vision"}
+            for name in (
+                "simgate.verify_order",
+                "simgate.verify_handover",
+                "simgate.verify_activation",
+            )
+        },
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_ignore_result=True,

@@ -14,7 +14,16 @@ VERIFY = "simgate.verify_order"
 CHECK = "simgate.check_order"
 WEBHOOK = "simgate.deliver_webhook"
 SWEEP = "simgate.sweep"
-QUEUES = {VERIFY: "vision", CHECK: "default", WEBHOOK: "default", SWEEP: "default"}
+HANDOVER = "simgate.verify_handover"
+ACTIVATION = "simgate.verify_activation"
+QUEUES = {
+    VERIFY: "vision",
+    CHECK: "default",
+    WEBHOOK: "default",
+    SWEEP: "default",
+    HANDOVER: "vision",
+    ACTIVATION: "vision",
+}
 
 
 def send(task: str, arg: str, *, countdown: float | None = None, app: Celery | None = None) -> bool:

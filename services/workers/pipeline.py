@@ -232,6 +232,10 @@ def verify_images(ctx: Context, order_id: str) -> bool:
             }
             if sc.live_face_encoding is not None:
                 live_encoding = [round(float(x), 6) for x in sc.live_face_encoding]
+            if sc.scanned_portrait_encoding is not None:
+                full["portrait_encoding"] = [
+                    round(float(x), 6) for x in sc.scanned_portrait_encoding
+                ]
         elif "selfie" in pixels:
             codes.append("face.portrait_not_found")
     full["codes"] = codes
@@ -457,6 +461,9 @@ def _record(
                     sim_to,
                     holder_id_hash=order.id_hash if decision.outcome == Outcome.APPROVED else None,
                 )
+                if decision.ship_mode == ShipMode.SHIP_INACTIVE:
+                    # R7: the pack carries a one-time code the customer activates with.
+                    inventory.issue_activation_code(session, order.id, ctx.settings.blob_key_bytes)
                 audit.append(
                     session,
                     kind="order.decided",
@@ -598,8 +605,44 @@ def sweep(ctx: Context) -> list[tuple[str, str]]:
             )
         ).all()
         out.extend((WEBHOOK, d) for d in due)
+        out.extend(_stuck_checks(session, cutoff, s.stuck_after_s))
     for order_id in give_up:
         fail_order(ctx, order_id)
+    return out
+
+
+def _stuck_checks(
+    session: Session, cutoff: dt.datetime, stuck_after_s: float
+) -> list[tuple[str, str]]:
+    """Door checks and video checks whose message was lost. One that keeps failing is
+    closed as refused/failed with ``processing.failed`` after ten stuck periods."""
+    from services.storage.models import Challenge, HandoverAttempt
+    from services.workers.enqueue import ACTIVATION, HANDOVER
+
+    out: list[tuple[str, str]] = []
+    give_up = utcnow() - dt.timedelta(seconds=10 * stuck_after_s)
+    for a in session.scalars(
+        select(HandoverAttempt).where(
+            HandoverAttempt.result.is_(None), HandoverAttempt.created_at < cutoff
+        )
+    ):
+        if _aware(a.created_at) < give_up:
+            a.result, a.status = "refused", "decided"
+            a.reasons = {"reasons": ["processing.failed"]}
+            a.decided_at = utcnow()
+        else:
+            out.append((HANDOVER, a.id))
+    for c in session.scalars(
+        select(Challenge).where(
+            Challenge.status.in_(("received", "verifying")), Challenge.created_at < cutoff
+        )
+    ):
+        if _aware(c.created_at) < give_up:
+            c.result, c.status = "failed", "decided"
+            c.reasons = {"reasons": ["processing.failed"]}
+            c.decided_at = utcnow()
+        else:
+            out.append((ACTIVATION, c.id))
     return out
 
 

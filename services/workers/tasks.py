@@ -69,3 +69,17 @@ def sweep(_source: str = "beat") -> int:
     if due:
         log.warning("sweeper re-enqueued %d item(s): %s", len(due), due[:10])
     return len(due)
+
+
+@app.task(name=enqueue.HANDOVER, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=5)
+def verify_handover(attempt_id: str) -> None:
+    from services.workers.handover import verify_handover as run
+
+    run(ctx(), attempt_id)
+
+
+@app.task(name=enqueue.ACTIVATION, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=5)
+def verify_activation(challenge_id: str) -> None:
+    from services.workers.activation import verify_activation as run
+
+    run(ctx(), challenge_id)

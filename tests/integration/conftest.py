@@ -145,3 +145,30 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         )
     finally:
         stack.stop()
+
+
+def release_cards(live: LiveStack, set_name: str) -> None:
+    """Test setup: the set's identity holds no cards (earlier tests approved some)."""
+    from sqlalchemy import update
+
+    from services.privacy import id_hash
+    from services.storage.models import Sim
+
+    number = SPEC["sets"][set_name]["identity"]["id_number"]
+    h = id_hash(live.stack.settings.id_hash_key, number)
+    with live.sessions() as session, session.begin():
+        session.execute(update(Sim).where(Sim.holder_id_hash == h).values(holder_id_hash=None))
+
+
+def approved_order(live: LiveStack, set_name: str = "good", delivery: str = "door_check") -> str:
+    release_cards(live, set_name)
+    r = live.post(set_name, delivery=delivery)
+    assert r.status_code == 202, r.text
+    order_id: str = r.json()["order_id"]
+    body = live.wait_decided([order_id])[order_id]
+    assert body["outcome"] == "approved", body
+    return order_id
+
+
+def logistics(live: LiveStack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {live.stack.settings.logistics_token}"}

@@ -25,7 +25,7 @@ CHECK = ROOT / "scripts" / "check_compose.sh"
 STORES = {"redis", "postgres"}
 APP = {"migrate", "lookup", "api", "worker", "beat", "flower"}
 DATA_DIR = "/var/lib/simgate"
-REQUIRED_SECRETS = ("SIMGATE_BLOB_KEY", "SIMGATE_ID_HASH_KEY")
+REQUIRED_SECRETS = ("SIMGATE_BLOB_KEY", "SIMGATE_ID_HASH_KEY", "SIMGATE_LOGISTICS_TOKEN")
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from services.config import (
 
 REAL_BLOB_KEY = base64.b64encode(os.urandom(32)).decode()
 REAL_ID_HASH_KEY = "a-real-secret-id-hash-key"
+REAL_LOGISTICS_TOKEN = "a-real-logistics-token"
 
 
 @pytest.fixture(autouse=True)
@@ -47,10 +48,11 @@ def test_placeholder_secrets_allowed_outside_production(env: str) -> None:
     "secrets",
     [
         {},
-        {"blob_key": REAL_BLOB_KEY},
-        {"id_hash_key": REAL_ID_HASH_KEY},
+        {"blob_key": REAL_BLOB_KEY, "logistics_token": REAL_LOGISTICS_TOKEN},
+        {"id_hash_key": REAL_ID_HASH_KEY, "logistics_token": REAL_LOGISTICS_TOKEN},
+        {"blob_key": REAL_BLOB_KEY, "id_hash_key": REAL_ID_HASH_KEY},
     ],
-    ids=["both_default", "id_hash_key_default", "blob_key_default"],
+    ids=["all_default", "id_hash_key_default", "blob_key_default", "logistics_token_default"],
 )
 def test_production_refuses_placeholder_secrets(secrets: dict[str, str]) -> None:
     with pytest.raises((PlaceholderSecretError, ValidationError)) as info:
@@ -66,13 +68,19 @@ def test_production_refuses_placeholders_from_the_environment(
         Settings()
     monkeypatch.setenv("SIMGATE_BLOB_KEY", REAL_BLOB_KEY)
     monkeypatch.setenv("SIMGATE_ID_HASH_KEY", REAL_ID_HASH_KEY)
+    monkeypatch.setenv("SIMGATE_LOGISTICS_TOKEN", REAL_LOGISTICS_TOKEN)
     s = Settings()
     assert s.env == "production"
     assert s.blob_key_bytes == base64.b64decode(REAL_BLOB_KEY)
 
 
 def test_production_with_real_secrets() -> None:
-    s = Settings(env="production", blob_key=REAL_BLOB_KEY, id_hash_key=REAL_ID_HASH_KEY)
+    s = Settings(
+        env="production",
+        blob_key=REAL_BLOB_KEY,
+        id_hash_key=REAL_ID_HASH_KEY,
+        logistics_token=REAL_LOGISTICS_TOKEN,
+    )
     assert len(s.blob_key_bytes) == 32
 
 
