@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -21,12 +21,13 @@ from services.api.deps import CurrentAgent, DbSession, State
 from services.api.schemas import ErrorBody, OrderAccepted, OrderList, OrderView
 from services.api.uploads import CheckedImage, check_image
 from services.carrier import inventory
-from services.domain.states import Delivery, OrderStatus
+from services.domain.states import Delivery, HandoverStatus, OrderStatus, SimStatus
 from services.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from services.privacy import mask_id_number
 from services.storage import audit
 from services.storage.blobs import new_blob_id, seal_text
 from services.storage.models import Agent, Blob, Order, utcnow
+from services.storage.models import Delivery as DeliveryRow
 from services.workers import enqueue
 
 router = APIRouter(prefix="/v1/orders", tags=["storefront"])
@@ -85,6 +86,7 @@ def _view(order: Order) -> OrderView:
         created_at=order.created_at,
         updated_at=order.updated_at,
         decided_at=order.decided_at,
+        cancelled_at=order.cancelled_at,
         seconds_to_decision=round(waited, 3) if waited is not None else None,
     )
 
@@ -312,3 +314,32 @@ def list_orders(
     rows = list(session.scalars(q.order_by(Order.created_at.desc()).limit(limit)))
     nxt = rows[-1].created_at.isoformat() if len(rows) == limit else None
     return OrderList(orders=[_view(o) for o in rows], next_before=nxt)
+
+
+@router.post("/{order_id}/cancel", response_model=OrderView, responses=ERRORS)
+def cancel_order(order_id: str, agent: CurrentAgent, state: State) -> OrderView:
+    """Cancel a decided order whose SIM is not active yet: the number goes back to the
+    inventory, and a later door check or video activation finds nothing to activate."""
+    with state.sessions() as session, session.begin():
+        order = session.get(Order, order_id)
+        if order is None or order.agent_id != agent.id:
+            raise NotFound(f"no order {order_id}", code="order.not_found")
+        if order.cancelled_at is not None:
+            return _view(order)
+        if order.status != OrderStatus.DECIDED:
+            raise Conflict("the order is still being verified", code="order.not_decided")
+        released = any(
+            inventory.transition(session, order.id, SimStatus.AVAILABLE, expected=status)
+            for status in (SimStatus.AWAITING_HANDOVER, SimStatus.SHIPPED_INACTIVE)
+        )
+        if order.outcome == "approved" and not released:
+            raise Conflict("the SIM is active already", code="order.sim_active")
+        order.cancelled_at = utcnow()
+        session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.order_id == order.id)
+            .values(status=HandoverStatus.CANCELLED)
+        )
+        audit.append(session, kind="order.cancelled", subject=order.id, actor=agent.id, payload={})
+        session.flush()
+        return _view(order)

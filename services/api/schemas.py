@@ -35,6 +35,7 @@ class OrderView(BaseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     decided_at: dt.datetime | None
+    cancelled_at: dt.datetime | None = None
     seconds_to_decision: float | None
 
 

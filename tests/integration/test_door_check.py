@@ -145,3 +145,19 @@ def test_couriers_act_only_on_their_round_and_only_on_door_check_orders(live: Li
     assert r.status_code == 409
     assert r.json()["error"] == "delivery.not_deliverable"
     assert httpx.post(f"{live.api}/v1/logistics/couriers", json={"name": "x"}).status_code == 401
+
+
+def test_a_cancelled_order_cannot_be_handed_over(live: LiveStack) -> None:
+    order_id = approved_order(live)
+    courier_id, auth = _courier(live)
+    _assign(live, order_id, courier_id)
+    r = httpx.post(f"{live.api}/v1/orders/{order_id}/cancel", headers=live.auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["cancelled_at"] is not None
+    with live.sessions() as session:
+        sim = session.scalars(select(Sim).where(Sim.msisdn == r.json()["msisdn"])).one()
+    assert sim.status == "available"
+    assert sim.order_id is None
+    late = _handover(live, order_id, auth, "good_front.jpg", "recipient_face.jpg")
+    assert late.status_code == 409
+    assert late.json()["error"] == "delivery.closed"
