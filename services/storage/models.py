@@ -216,7 +216,7 @@ class Challenge(Base):
     reasons: Mapped[dict[str, Any]] = mapped_column(default=dict)
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
     video_blob_id: Mapped[str | None] = mapped_column(String(40))
-    fingerprint: Mapped[str | None] = mapped_column(String(256))
+    fingerprint: Mapped[str | None] = mapped_column(Text)  # ~640 hex chars per second
     client_addr: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[dt.datetime | None] = mapped_column()

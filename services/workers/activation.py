@@ -1,7 +1,9 @@
 """Video activation (R7) as a pipeline step: liveness, replay and face, then the SIM.
 
-A recorded video offered again (the same bytes, or a near-identical recording by its
-perceptual fingerprint) is a replay, whichever SIM it was first used for.
+A recorded video offered again (the same bytes, or the same recording by its perceptual
+fingerprint, :data:`vision.video.FINGERPRINT_SAME_MAX`) is a replay, whichever SIM it
+was first used for. Each upload is compared with every earlier one: fine at this scale;
+an index of fingerprint prefixes is the next step for millions of activations.
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ from services.workers.handover import order_reference
 from services.workers.pipeline import Context, StepResult
 
 log = logging.getLogger(__name__)
-# Hamming distance (of vision.video.fingerprint's bits) under which two uploads are
-# taken for the same recording.
-REPLAY_FINGERPRINT_DISTANCE = 10
 
 
 def verify_activation(ctx: Context, challenge_id: str) -> StepResult:
     from vision.errors import VisionError
     from vision.liveness import check_liveness
-    from vision.video import decode_video, fingerprint, fingerprint_distance
+    from vision.video import (
+        FINGERPRINT_SAME_MAX,
+        decode_video,
+        fingerprint,
+        fingerprint_distance,
+    )
 
     with ctx.sessions() as session, session.begin():
         c = session.get(Challenge, challenge_id)
@@ -58,7 +62,7 @@ def verify_activation(ctx: Context, challenge_id: str) -> StepResult:
         sha = evidence.get("video_sha256")
         for other_id, other_fp, other_ev in earlier:
             same_bytes = sha is not None and (other_ev or {}).get("video_sha256") == sha
-            if same_bytes or fingerprint_distance(fp, other_fp) <= REPLAY_FINGERPRINT_DISTANCE:
+            if same_bytes or fingerprint_distance(fp, other_fp) <= FINGERPRINT_SAME_MAX:
                 reasons.append("liveness.replay_suspected")
                 evidence["replay_of"] = other_id
                 break

@@ -82,7 +82,7 @@ def upgrade() -> None:
         sa.Column("reasons", sa.JSON(), nullable=False),
         sa.Column("evidence", sa.JSON(), nullable=False),
         sa.Column("video_blob_id", sa.String(length=40), nullable=True),
-        sa.Column("fingerprint", sa.String(length=256), nullable=True),
+        sa.Column("fingerprint", sa.Text(), nullable=True),
         sa.Column("client_addr", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
