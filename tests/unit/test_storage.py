@@ -93,7 +93,7 @@ def test_upgrade_is_idempotent(db_url: str, engine: Engine) -> None:
     upgrade(db_url)
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == _head()
         triggers = set(conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
     assert triggers == {"audit_log_no_update", "audit_log_no_delete"}
 
@@ -459,3 +459,14 @@ def test_inventory_issue_existing(factory: sessionmaker[Session]) -> None:
     assert all(statuses[m] == "active" for m in issued)
     with factory() as session, session.begin(), pytest.raises(RuntimeError, match="no available"):
         inventory.issue_existing(session, "h9", "51", 3)
+
+
+def _head() -> str:
+    """The newest migration's revision (the schema upgrade() must reach)."""
+    from alembic.script import ScriptDirectory
+
+    from services.storage.db import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
