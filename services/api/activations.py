@@ -17,7 +17,7 @@ import hashlib
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Header, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -200,6 +200,9 @@ async def upload_video(
     challenge_id: str,
     state: State,
     video: Annotated[UploadFile, File(description="WebM (VP8/VP9) or MP4 (H.264), <= 15 s")],
+    mirrored: Annotated[
+        bool, Form(description="true if the client flipped the picture (a selfie preview)")
+    ] = False,
     authorization: Annotated[str | None, Header()] = None,
 ) -> ChallengeView:
     limit = state.settings.max_video_bytes
@@ -215,11 +218,11 @@ async def upload_video(
     kind = _video_type(data)
     if kind is None:
         raise Unprocessable("video: not a WebM, MP4 or AVI file", code="upload.not_a_video")
-    return await run_in_threadpool(_store_video, state, challenge_id, authorization, data)
+    return await run_in_threadpool(_store_video, state, challenge_id, authorization, data, mirrored)
 
 
 def _store_video(
-    state: State, challenge_id: str, authorization: str | None, data: bytes
+    state: State, challenge_id: str, authorization: str | None, data: bytes, mirrored: bool
 ) -> ChallengeView:
     blob_id = new_blob_id()
     with state.sessions() as session, session.begin():
@@ -244,7 +247,11 @@ def _store_video(
             state.blobs.put(blob_id, data)
             c.status = "received"
             c.video_blob_id = blob_id
-            c.evidence = {"video_sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+            c.evidence = {
+                "video_sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+                "mirrored": mirrored,
+            }
     if expired:
         raise Gone("the challenge expired; start again with the code", code="liveness.expired")
     enqueue.send(enqueue.ACTIVATION, challenge_id, app=state.celery)

@@ -68,7 +68,9 @@ def verify_activation(ctx: Context, challenge_id: str) -> StepResult:
                 break
         _, reference = order_reference(ctx, order)
         actions = list(c.actions.get("actions", []))
-        result = check_liveness(video, actions, reference_encoding=reference)
+        result = check_liveness(
+            video, actions, reference_encoding=reference, mirrored=bool(evidence.get("mirrored"))
+        )
         reasons.extend(r for r in result.reasons if r not in reasons)
         evidence.update(
             {
