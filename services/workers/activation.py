@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from services.carrier import inventory
 from services.domain.states import SimStatus
@@ -19,7 +20,7 @@ from services.reports import match_to_dict
 from services.storage import audit
 from services.storage.models import ActivationCode, Challenge, Order, utcnow
 from services.workers.handover import order_reference
-from services.workers.pipeline import Context, StepResult
+from services.workers.pipeline import AlreadyDecided, Context, StepResult
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,6 @@ def verify_activation(ctx: Context, challenge_id: str) -> StepResult:
 def _record(
     ctx: Context, c: Challenge, reasons: list[str], evidence: dict[str, Any], fp: str | None
 ) -> StepResult:
-    from sqlalchemy.exc import IntegrityError
-
     now = utcnow()
     for _ in range(audit.MAX_RACES):
         try:
@@ -130,8 +129,7 @@ def _record(
                     )
                 )
                 if not done.rowcount:  # type: ignore[attr-defined]
-                    session.rollback()
-                    return StepResult()
+                    raise AlreadyDecided  # roll the whole transaction back
                 audit.append(
                     session,
                     kind="activation.decided",
@@ -148,6 +146,8 @@ def _record(
                     },
                 )
             break
+        except AlreadyDecided:
+            return StepResult()
         except IntegrityError:
             continue
     log.info("activation %s: %s %s", c.id, result, ",".join(final))

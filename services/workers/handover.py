@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from services.carrier import inventory
 from services.domain.states import HandoverStatus, SimStatus
@@ -23,7 +24,13 @@ from services.privacy import mask_id_number
 from services.reports import match_to_dict
 from services.storage import audit
 from services.storage.models import Blob, Delivery, HandoverAttempt, Order, utcnow
-from services.workers.pipeline import EVIDENCE_ROLE, Context, StepResult, _blob_id
+from services.workers.pipeline import (
+    EVIDENCE_ROLE,
+    AlreadyDecided,
+    Context,
+    StepResult,
+    blob_id_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +41,7 @@ def order_reference(ctx: Context, order: Order) -> tuple[dict[str, Any], Any]:
     from vision.idcard import read_side
     from vision.io import decode_image
 
-    full = json.loads(ctx.blobs.get(_blob_id(order.id, EVIDENCE_ROLE)))
+    full = json.loads(ctx.blobs.get(blob_id_for(order.id, EVIDENCE_ROLE)))
     fields = (full.get("document") or {}).get("fields") or {}
     encoding = full.get("portrait_encoding")
     if encoding is not None:
@@ -47,6 +54,14 @@ def order_reference(ctx: Context, order: Order) -> tuple[dict[str, Any], Any]:
     portrait = read_side(decode_image(ctx.blobs.get(blob.id)).pixels).portrait
     found = face.largest_face(portrait) if portrait is not None else None
     return fields, None if found is None else found.encoding
+
+
+def _same(read: str | None, verified: str | None) -> bool:
+    """Equal after removing whitespace, case-insensitive (the X of an ID number)."""
+    return (
+        bool(read)
+        and "".join((read or "").split()).upper() == "".join((verified or "").split()).upper()
+    )
 
 
 def _expired(fields: dict[str, Any], today: dt.date) -> bool:
@@ -91,19 +106,16 @@ def verify_handover(ctx: Context, attempt_id: str) -> StepResult:
         side = read_side(id_photo)
         shown = {k: v.value for k, v in side.fields.items()}
         card_portrait = side.portrait if side.side == Side.PORTRAIT else None
+        number_matches = _same(shown.get("id_number"), fields.get("id_number"))
+        name_matches = _same(shown.get("name"), fields.get("name"))
         if side.side != Side.PORTRAIT or not shown.get("id_number"):
             reasons.append("handover.card_unreadable")
-        elif (shown.get("id_number") or "").upper() != (fields.get("id_number") or "").upper() or (
-            "".join((shown.get("name") or "").split())
-            != "".join((fields.get("name") or "").split())
-        ):
+        elif not (number_matches and name_matches):
             reasons.append("handover.card_mismatch")
         scores["card"] = {
             "id_number": mask_id_number(shown.get("id_number")),
-            "number_matches": (shown.get("id_number") or "").upper()
-            == (fields.get("id_number") or "").upper(),
-            "name_matches": "".join((shown.get("name") or "").split())
-            == "".join((fields.get("name") or "").split()),
+            "number_matches": number_matches,
+            "name_matches": name_matches,
         }
         if _expired(fields, ctx.today()):
             reasons.append("document.expired")
@@ -146,17 +158,11 @@ def _record_attempt(
     for _ in range(audit.MAX_RACES):
         try:
             with ctx.sessions() as session, session.begin():
-                done = session.execute(
-                    update(HandoverAttempt)
-                    .where(HandoverAttempt.id == attempt.id, HandoverAttempt.result.is_(None))
-                    .values(status="decided", result="pending", decided_at=now)
-                )
-                if not done.rowcount:  # type: ignore[attr-defined]
-                    return StepResult()
                 delivery = session.get(Delivery, order.id)
                 assert delivery is not None
+                final = list(reasons)
                 result = "refused"
-                if not reasons:
+                if not final:
                     # Every transition is conditional: no activation of a rejected,
                     # cancelled or already active SIM.
                     if inventory.transition(
@@ -167,7 +173,7 @@ def _record_attempt(
                     ):
                         result = "handed_over"
                     else:
-                        reasons.append("sim.not_awaiting_handover")
+                        final.append("sim.not_awaiting_handover")
                 if result == "handed_over":
                     delivery.status = HandoverStatus.HANDED_OVER
                 else:
@@ -175,15 +181,20 @@ def _record_attempt(
                     locked = delivery.failed_attempts >= ctx.settings.handover_max_failures
                     delivery.status = HandoverStatus.LOCKED if locked else HandoverStatus.FAILED
                 delivery.updated_at = now
-                session.execute(
+                # Conditional: a replayed task finds the attempt decided and changes nothing.
+                done = session.execute(
                     update(HandoverAttempt)
-                    .where(HandoverAttempt.id == attempt.id)
+                    .where(HandoverAttempt.id == attempt.id, HandoverAttempt.result.is_(None))
                     .values(
+                        status="decided",
                         result=result,
-                        reasons={"reasons": reasons},
+                        reasons={"reasons": final},
                         evidence={**attempt.evidence, "scores": scores},
+                        decided_at=now,
                     )
                 )
+                if not done.rowcount:  # type: ignore[attr-defined]
+                    raise AlreadyDecided  # roll the whole transaction back
                 audit.append(
                     session,
                     kind="handover.decided",
@@ -192,7 +203,7 @@ def _record_attempt(
                     payload={
                         "attempt_id": attempt.id,
                         "result": result,
-                        "reasons": reasons,
+                        "reasons": final,
                         "scores": scores,
                         "delivery_status": delivery.status,
                         "failed_attempts": delivery.failed_attempts,
@@ -207,11 +218,9 @@ def _record_attempt(
                         payload={"failed_attempts": delivery.failed_attempts, "to": "review"},
                     )
             break
-        except Exception as exc:
-            from sqlalchemy.exc import IntegrityError
-
-            if isinstance(exc, IntegrityError):
-                continue
-            raise
-    log.info("handover %s of %s: %s %s", attempt.id, order.id, result, ",".join(reasons))
+        except AlreadyDecided:
+            return StepResult()
+        except IntegrityError:
+            continue
+    log.info("handover %s of %s: %s %s", attempt.id, order.id, result, ",".join(final))
     return StepResult(decided=True)

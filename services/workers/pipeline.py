@@ -106,7 +106,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _blob_id(order_id: str, role: str) -> str:
+def blob_id_for(order_id: str, role: str) -> str:
     # Deterministic per order and role: a replayed step overwrites, never duplicates.
     return "blb_" + hashlib.sha256(f"{order_id}/{role}".encode()).hexdigest()[:24]
 
@@ -253,7 +253,7 @@ def _store_evidence(
     ctx: Context, order_id: str, full: dict[str, Any], summary: dict[str, Any], number: str | None
 ) -> None:
     codes = full.get("codes", [])
-    evidence_id = _blob_id(order_id, EVIDENCE_ROLE)
+    evidence_id = blob_id_for(order_id, EVIDENCE_ROLE)
     data = json.dumps(full, ensure_ascii=False).encode()
     ctx.blobs.put(evidence_id, data)
     with ctx.sessions() as session, session.begin():
@@ -292,6 +292,10 @@ def _thresholds(uses: Any, use: str) -> dict[str, float] | None:
     return None if t is None else {"match": t.match, "no_match": t.no_match}
 
 
+class AlreadyDecided(Exception):
+    """Raised inside a transaction to roll it back: another run decided first."""
+
+
 @dataclass(frozen=True, slots=True)
 class StepResult:
     decided: bool = False
@@ -312,7 +316,7 @@ def check_and_decide(ctx: Context, order_id: str) -> StepResult:
             return StepResult()  # images not read yet: verify_images will call us
         agent = session.get(Agent, order.agent_id)
         assert agent is not None
-        evidence_blob = session.get(Blob, _blob_id(order_id, EVIDENCE_ROLE))
+        evidence_blob = session.get(Blob, blob_id_for(order_id, EVIDENCE_ROLE))
     assert evidence_blob is not None
     full = json.loads(ctx.blobs.get(evidence_blob.id))
     declared = json.loads(open_text(ctx.settings.blob_key_bytes, order.declared_enc, order.id))

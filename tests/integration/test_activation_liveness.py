@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 
 from services import devstack
 from services.storage.models import Challenge, Sim
-from services.workers.pipeline import EVIDENCE_ROLE, _blob_id
+from services.workers.pipeline import EVIDENCE_ROLE, blob_id_for
 from tests.integration.conftest import LiveStack, approved_order, logistics
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -47,7 +47,7 @@ def _inactive_sim_of(live: LiveStack, identity: str) -> dict[str, Any]:
     from services.storage.blobs import BlobStore
 
     store = BlobStore(blobs.blob_dir, blobs.blob_key_bytes)
-    bid = _blob_id(order_id, EVIDENCE_ROLE)
+    bid = blob_id_for(order_id, EVIDENCE_ROLE)
     evidence = json.loads(store.get(bid))
     evidence["portrait_encoding"] = _reference(identity)
     store.put(bid, json.dumps(evidence).encode())
