@@ -46,6 +46,11 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class Gone(ServiceError):
+    status = 410
+    code = "gone"
+
+
 class PayloadTooLarge(ServiceError):
     status = 413
     code = "upload.too_large"
@@ -59,3 +64,8 @@ class UnsupportedMedia(ServiceError):
 class Unprocessable(ServiceError):
     status = 422
     code = "request.invalid"
+
+
+class TooManyRequests(ServiceError):
+    status = 429
+    code = "rate_limited"

@@ -30,9 +30,10 @@ from services.carrier.inventory import activation_code_hash
 from services.domain.states import LIVENESS_ACTIONS, SimStatus
 from services.errors import (
     Conflict,
+    Gone,
     NotFound,
     PayloadTooLarge,
-    ServiceError,
+    TooManyRequests,
     Unauthorized,
     Unprocessable,
 )
@@ -46,16 +47,6 @@ VIDEO_SIGNATURES = {
     b"\x1a\x45\xdf\xa3": "video/webm",  # EBML (WebM / Matroska)
 }
 MAX_FAILED_CHALLENGES = 5
-
-
-class TooManyRequests(ServiceError):
-    status = 429
-    code = "activation.rate_limited"
-
-
-class Gone(ServiceError):
-    status = 410
-    code = "liveness.expired"
 
 
 class ActivationRequest(BaseModel):
@@ -110,7 +101,9 @@ def start(body: ActivationRequest, request: Request, state: State) -> ChallengeI
             .where(CodeTry.client_addr == addr, CodeTry.at > window, CodeTry.ok.is_(False))
         )
         if (tries or 0) >= s.activation_tries_per_addr:
-            raise TooManyRequests("too many wrong codes from this address; try later")
+            raise TooManyRequests(
+                "too many wrong codes from this address; try later", code="activation.rate_limited"
+            )
         code = session.get(ActivationCode, body.iccid)
         if code is not None and code.locked_until and _aware(code.locked_until) > now:
             raise TooManyRequests(
