@@ -196,12 +196,14 @@ def _register_face_commands() -> None:
     from services.selfie_cli import check_selfie
 
     main.add_command(check_selfie)
+    from services.badge_cli import badge
     from services.bench.liveness import bench_liveness
     from services.bench.pipeline import bench_pipeline
     from services.demo import demo
     from services.service_cli import COMMANDS
 
     main.add_command(demo)
+    main.add_command(badge)
     bench.add_command(bench_pipeline)
     bench.add_command(bench_liveness)
 
