@@ -60,11 +60,16 @@ def worker(queues: str, concurrency: int, name: str) -> None:
 
 
 @click.command("beat")
-@click.option("--schedule", default="/tmp/simgate-beat-schedule", show_default=True)
-def beat(schedule: str) -> None:
+@click.option("--schedule", default=None, help="Default: <SIMGATE_DATA_DIR>/run/beat-schedule.")
+def beat(schedule: str | None) -> None:
     """Run Celery beat (the sweeper that re-enqueues stuck orders)."""
+    from services.config import get_settings
     from services.workers.celery_app import get_app
 
+    if schedule is None:
+        run = get_settings().data_dir / "run"
+        run.mkdir(parents=True, exist_ok=True)
+        schedule = str(run / "beat-schedule")
     get_app().start(["beat", "-s", schedule, "-l", "INFO"])
 
 
