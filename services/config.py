@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 8
     webhook_backoff_s: float = 2.0
     policy_version: str = "2026-11-29.1"
+    # Agent badges (R4): the carrier's name on them, the Ed25519 signing key (PEM; in
+    # development generated under data_dir/keys on first use, in production required),
+    # how long a badge is valid, and the public address its QR code points to.
+    carrier: str = "SIMGATE-DEMO"
+    badge_key_file: Path | None = None
+    badge_valid_days: int = 365
+    public_url: str = "http://127.0.0.1:8000"
     # Dates are evaluated against this day when set (demo and tests of expiry); else today.
     today: str = ""
     api_host: str = "127.0.0.1"
@@ -101,6 +108,10 @@ class Settings(BaseSettings):
         if self.redis_url:
             return self.redis_url
         return f"redis+socket://{(self.data_dir / 'run' / 'redis.sock').resolve()}"
+
+    @property
+    def resolved_badge_key_file(self) -> Path:
+        return self.badge_key_file or self.data_dir / "keys" / "badge_private.pem"
 
     @property
     def blob_dir(self) -> Path:

@@ -5,18 +5,20 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from celery import Celery
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.agents import authenticate
+from services.agents import find_key
 from services.config import Settings
 from services.couriers import authenticate_courier
 from services.errors import Forbidden, Unauthorized
+from services.staff import authenticate_staff
+from services.storage import audit
 from services.storage.blobs import BlobStore
-from services.storage.models import Agent, Courier
+from services.storage.models import Agent, Courier, StaffUser
 
 
 @dataclass
@@ -44,11 +46,15 @@ def get_agent(
     if not authorization or not authorization.startswith("Bearer "):
         raise Unauthorized("send 'Authorization: Bearer <API key>'", code="auth.missing_key")
     with state.sessions() as session:
-        agent = authenticate(session, authorization.removeprefix("Bearer ").strip())
-    if agent is None:
+        found = find_key(session, authorization.removeprefix("Bearer ").strip())
+    if found is None:
         raise Unauthorized("unknown API key", code="auth.invalid_key")
+    agent, key = found
+    # The agent's status first: a revoked agent's keys say "revoked", not "unknown".
     if agent.status != "active":
-        raise Forbidden(f"agent {agent.id} is {agent.status}", code="agent.revoked")
+        raise Forbidden(f"agent {agent.id} is {agent.status}", code=f"agent.{agent.status}")
+    if key.revoked_at is not None:
+        raise Unauthorized("this API key has been rotated out", code="auth.key_revoked")
     return agent
 
 
@@ -82,8 +88,44 @@ def require_logistics(
         raise Unauthorized("unknown logistics token", code="auth.invalid_key")
 
 
+def _staff(role: str) -> Any:
+    """A dependency admitting back-office users of ``role``; each request is written to
+    the audit log (who, what, when) before the handler runs (R10)."""
+
+    def dependency(
+        request: Request,
+        state: Annotated[AppState, Depends(get_state)],
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> StaffUser:
+        token = _bearer(authorization)
+        with state.sessions() as session:
+            user = authenticate_staff(session, token)
+        if user is None:
+            raise Unauthorized("unknown back-office token", code="auth.invalid_key")
+        if user.status != "active":
+            raise Forbidden(f"{user.id} is {user.status}", code="staff.inactive")
+        if user.role != role:
+            raise Forbidden(f"this needs the {role} role", code="auth.wrong_role")
+        audit.append_now(
+            state.sessions,
+            kind=f"access.{user.role}",
+            subject=user.id,
+            actor=user.id,
+            payload={
+                "method": request.method,
+                "path": request.url.path,
+                "query": dict(request.query_params),
+            },
+        )
+        return user
+
+    return dependency
+
+
 State = Annotated[AppState, Depends(get_state)]
 CurrentCourier = Annotated[Courier, Depends(get_courier)]
 Logistics = Depends(require_logistics)
 DbSession = Annotated[Session, Depends(get_session)]
 CurrentAgent = Annotated[Agent, Depends(get_agent)]
+Admin = Annotated[StaffUser, Depends(_staff("admin"))]
+Auditor = Annotated[StaffUser, Depends(_staff("auditor"))]

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -34,16 +35,67 @@ class Base(DeclarativeBase):
 
 
 class Agent(Base):
-    """A licensed sales agent (storefront). Authenticates with an API key (hash stored)."""
+    """A licensed sales agent (storefront), R4. Authenticates with API keys (``AgentKey``,
+    hashes only). ``status``: active | suspended | revoked (revoked is final)."""
 
     __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("agent_number", name="uq_agents_agent_number"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     webhook_secret: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(20), default="active")
     # Delegation scope (R4): provinces this agent may sell numbers of.
     provinces: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The registry (R4, R8): who the agent is and what it is delegated to do.
+    agent_number: Mapped[str | None] = mapped_column(String(40))
+    licence_number: Mapped[str | None] = mapped_column(String(40))  # business licence
+    legal_name: Mapped[str | None] = mapped_column(String(200))
+    carrier: Mapped[str | None] = mapped_column(String(40))
+    # {"products": [...], "channels": ["online", "door_to_door"]}
+    scope: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    contact: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"name","phone","email"}
+    # The platform's notification URL for agent events (agent.revoked, ...).
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AgentKey(Base):
+    """One API key of an agent; rotation adds a key, revocation stamps ``revoked_at``."""
+
+    __tablename__ = "agent_keys"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # first characters, to tell keys apart
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class StaffUser(Base):
+    """A back-office user of the carrier: ``admin`` (agent registry, inspection) or
+    ``auditor`` (the regulator's read-only view, evidence export). Token hash only."""
+
+    __tablename__ = "staff"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Badge(Base):
+    """An agent's anti-counterfeit badge (services/badges.py); revoked with the agent."""
+
+    __tablename__ = "badges"
+    serial: Mapped[str] = mapped_column(String(40), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"), index=True)
+    token: Mapped[str] = mapped_column(Text)
+    issued: Mapped[dt.date] = mapped_column()
+    expires: Mapped[dt.date] = mapped_column()
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -78,6 +130,11 @@ class Order(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[dt.datetime | None] = mapped_column()
     cancelled_at: Mapped[dt.datetime | None] = mapped_column()
+    # Channel inspection (R8): keyed hashes only, so clusters can be found without
+    # keeping the address or the buyer's address in clear. The address itself is sealed.
+    delivery_address_enc: Mapped[str | None] = mapped_column(Text)
+    address_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    client_hash: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class Blob(Base):
@@ -106,6 +163,11 @@ class Sim(Base):
     holder_id_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     agent_id: Mapped[str | None] = mapped_column(String(40))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[dt.datetime | None] = mapped_column()
+    # Reported by the carrier's network side: last traffic seen (R8: cards activated but
+    # never used are a sign of bulk opening). ``usage_reported_at`` says a report exists.
+    last_used_at: Mapped[dt.datetime | None] = mapped_column()
+    usage_reported_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class AuditEntry(Base):
@@ -123,11 +185,14 @@ class AuditEntry(Base):
 
 
 class WebhookDelivery(Base):
-    """Outbox row: one decision notification to one callback URL."""
+    """Outbox row: one notification to one URL: an order's decision (``order_id``) or an
+    agent event such as ``agent.revoked`` (``agent_id``, no order)."""
 
     __tablename__ = "webhook_deliveries"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    agent_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    event: Mapped[str] = mapped_column(String(40), default="order.decided")
     url: Mapped[str] = mapped_column(String(2000))
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="pending")
@@ -231,3 +296,29 @@ class CodeTry(Base):
     iccid: Mapped[str] = mapped_column(String(22))
     ok: Mapped[bool] = mapped_column()
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class FaceVector(Base):
+    """The live face of an order's selfie (128-d dlib embedding), sealed; the worker's
+    face index (services/face_index.py) is built from these rows, in ``seq`` order."""
+
+    __tablename__ = "face_vectors"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), unique=True)
+    agent_id: Mapped[str] = mapped_column(String(40), index=True)
+    id_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    vector_enc: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FaceLink(Base):
+    """Two orders whose live faces are the same person (distance under the calibrated
+    threshold) although their ID numbers differ: a risk signal (R8)."""
+
+    __tablename__ = "face_links"
+    __table_args__ = (UniqueConstraint("order_id", "other_order_id", name="uq_face_links_pair"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(40), index=True)
+    other_order_id: Mapped[str] = mapped_column(String(40), index=True)
+    distance: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -27,14 +27,15 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.agents import in_scope
 from services.carrier import inventory
 from services.config import Settings
+from services.decisions import record_decision
+from services.decisions import set_status as _set_status
 from services.domain.decide import Decision, Evidence, Policy, decide
-from services.domain.states import Delivery, OrderStatus, Outcome, ShipMode, SimStatus
+from services.domain.states import Delivery, OrderStatus, Outcome
 from services.lookup.client import (
     CircuitBreaker,
     LookupClient,
@@ -43,7 +44,6 @@ from services.lookup.client import (
 )
 from services.privacy import id_hash, mask_id_number
 from services.reports import match_to_dict, reading_to_dict
-from services.storage import audit
 from services.storage.blobs import BlobStore, open_text
 from services.storage.db import session_factory
 from services.storage.models import Agent, Blob, Order, WebhookAttempt, WebhookDelivery, utcnow
@@ -51,12 +51,6 @@ from services.storage.models import Agent, Blob, Order, WebhookAttempt, WebhookD
 log = logging.getLogger(__name__)
 EVIDENCE_ROLE = "evidence"
 MAX_ATTEMPTS = 5  # image-reading attempts per order before it goes to review
-UNDECIDED = (
-    OrderStatus.RECEIVED,
-    OrderStatus.VERIFYING,
-    OrderStatus.CHECKING,
-    OrderStatus.WAITING_LOOKUP,
-)
 
 
 @dataclass
@@ -115,21 +109,6 @@ def _mask_name(name: str | None) -> str | None:
     if not name:
         return None
     return name[0] + "*" * (len(name) - 1)
-
-
-def _set_status(
-    session: Session,
-    order_id: str,
-    to: OrderStatus,
-    allowed: tuple[OrderStatus, ...],
-    **values: Any,
-) -> bool:
-    res = session.execute(
-        update(Order)
-        .where(Order.id == order_id, Order.status.in_([s.value for s in allowed]))
-        .values(status=to.value, updated_at=utcnow(), **values)
-    )
-    return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 def _read_images(ctx: Context, order_id: str) -> dict[str, bytes]:
@@ -391,21 +370,6 @@ def _aware(t: dt.datetime) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-def _scores(
-    order: Order, lookup_result: str | None, similarity: float | None, cards: Evidence
-) -> dict[str, Any]:
-    vision_summary = order.evidence.get("vision", {})
-    selfie = vision_summary.get("selfie") or {}
-    return {
-        "face_match": selfie.get("face_match"),
-        "card_portrait_match": selfie.get("card_portrait_match"),
-        "card_number": selfie.get("card_number"),
-        "document_quality": (vision_summary.get("document") or {}).get("quality"),
-        "lookup": {"result": lookup_result, "photo_similarity": similarity},
-        "cards_held": {"province": cards.cards_in_province, "reseller": cards.cards_at_reseller},
-    }
-
-
 def _record(
     ctx: Context,
     order: Order,
@@ -415,98 +379,20 @@ def _record(
     lookup_result: str | None,
     similarity: float | None,
 ) -> StepResult:
-    now = utcnow()
-    scores = _scores(order, lookup_result, similarity, evidence)
-    ev = dict(order.evidence)
-    ev.update(
-        {
-            "scores": scores,
-            "lookup": {**lookup_meta, "result": lookup_result},
-            "declared_matches": evidence.declared_matches,
-            "policy": {"version": decision.policy_version, "card_limit": ctx.policy.card_limit},
-        }
+    webhook_id = record_decision(
+        ctx.sessions,
+        ctx.settings,
+        order,
+        decision,
+        evidence,
+        lookup_meta=lookup_meta,
+        lookup_result=lookup_result,
+        similarity=similarity,
+        card_limit=ctx.policy.card_limit,
     )
-    sim_to = {
-        ShipMode.ACTIVATE_ON_HANDOVER: SimStatus.AWAITING_HANDOVER,
-        ShipMode.SHIP_INACTIVE: SimStatus.SHIPPED_INACTIVE,
-        None: SimStatus.AVAILABLE,
-    }[decision.ship_mode]
-    payload = {
-        "outcome": decision.outcome.value,
-        "ship_mode": decision.ship_mode.value if decision.ship_mode else None,
-        "reasons": list(decision.reasons),
-        "notes": list(decision.notes),
-        "policy_version": decision.policy_version,
-        "id_number": order.id_number_masked,
-        "scores": scores,
-        "versions": order.evidence.get("vision", {}).get("versions"),
-        "evidence_sha256": order.evidence.get("evidence_sha256"),
-    }
-    webhook_id: str | None = None
-    for _ in range(audit.MAX_RACES):
-        try:
-            with ctx.sessions() as session, session.begin():
-                decided = _set_status(
-                    session,
-                    order.id,
-                    OrderStatus.DECIDED,
-                    UNDECIDED,
-                    outcome=decision.outcome.value,
-                    ship_mode=decision.ship_mode.value if decision.ship_mode else None,
-                    reasons={"reasons": list(decision.reasons), "notes": list(decision.notes)},
-                    evidence=ev,
-                    decided_at=now,
-                )
-                if not decided:
-                    return StepResult()  # someone else decided it
-                inventory.transition(
-                    session,
-                    order.id,
-                    sim_to,
-                    holder_id_hash=order.id_hash if decision.outcome == Outcome.APPROVED else None,
-                )
-                if decision.ship_mode == ShipMode.SHIP_INACTIVE:
-                    # R7: the pack carries a one-time code the customer activates with.
-                    inventory.issue_activation_code(session, order.id, ctx.settings.blob_key_bytes)
-                audit.append(
-                    session,
-                    kind="order.decided",
-                    subject=order.id,
-                    actor="pipeline",
-                    payload=payload,
-                )
-                if order.callback_url:
-                    webhook_id = "whk_" + hashlib.sha256(order.id.encode()).hexdigest()[:24]
-                    body = {
-                        "event": "order.decided",
-                        "order_id": order.id,
-                        "outcome": payload["outcome"],
-                        "ship_mode": payload["ship_mode"],
-                        "reasons": payload["reasons"],
-                        "decided_at": now.isoformat(),
-                    }
-                    session.add(
-                        WebhookDelivery(
-                            id=webhook_id,
-                            order_id=order.id,
-                            url=order.callback_url,
-                            body=json.dumps(body, ensure_ascii=False, sort_keys=True),
-                        )
-                    )
-            break
-        except IntegrityError:
-            webhook_id = None
-            continue  # lost the audit seq race: replay
-    else:
-        raise RuntimeError(f"order {order.id}: could not record the decision (audit races)")
-    log.info(
-        "order %s decided: %s %s %s",
-        order.id,
-        decision.outcome.value,
-        decision.ship_mode.value if decision.ship_mode else "-",
-        ",".join(decision.reasons),
-    )
-    return StepResult(decided=True, webhook_id=webhook_id)
+    if webhook_id is False:
+        return StepResult()
+    return StepResult(decided=True, webhook_id=webhook_id if isinstance(webhook_id, str) else None)
 
 
 def sign(secret: str, timestamp: str, body: str) -> str:
@@ -521,9 +407,12 @@ def deliver_webhook(ctx: Context, delivery_id: str) -> StepResult:
         d = session.get(WebhookDelivery, delivery_id)
         if d is None or d.status != "pending":
             return StepResult()
-        order = session.get(Order, d.order_id)
-        assert order is not None
-        agent = session.get(Agent, order.agent_id)
+        agent_id = d.agent_id
+        if d.order_id is not None:
+            order = session.get(Order, d.order_id)
+            assert order is not None
+            agent_id = order.agent_id
+        agent = session.get(Agent, agent_id)
         assert agent is not None
         secret = agent.webhook_secret
     ts = str(int(time.time()))
@@ -536,7 +425,7 @@ def deliver_webhook(ctx: Context, delivery_id: str) -> StepResult:
             content=d.body.encode(),
             headers={
                 "Content-Type": "application/json",
-                "X-Simgate-Event": "order.decided",
+                "X-Simgate-Event": d.event,
                 "X-Simgate-Delivery": d.id,
                 "X-Simgate-Timestamp": ts,
                 "X-Simgate-Signature": sign(secret, ts, d.body),
