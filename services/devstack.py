@@ -220,7 +220,16 @@ def prepare(settings: Settings, *, seed_orders: bool = True) -> str:
             if existing is not None:
                 session.delete(existing)
                 session.flush()
-            _, key = create_agent(session, "Demo storefront (development)", agent_id=DEMO_AGENT_ID)
+            _, key = create_agent(
+                session,
+                "Demo storefront (development)",
+                agent_id=DEMO_AGENT_ID,
+                agent_number="DEMO-0001",
+                licence_number="91110000DEMO00001X",
+                legal_name="Demo Storefront Co., Ltd. (development)",
+                carrier=settings.carrier,
+                scope={"products": ["prepaid", "postpaid"], "channels": ["online"]},
+            )
             key_file.parent.mkdir(parents=True, exist_ok=True)
             key_file.write_text(key + "\n")
             key_file.chmod(0o600)
@@ -243,6 +252,35 @@ def prepare(settings: Settings, *, seed_orders: bool = True) -> str:
     return key_file.read_text().strip()
 
 
+def prepare_staff(settings: Settings) -> dict[str, str]:
+    """Seed a development admin and auditor (idempotent). Returns their tokens by role
+    (kept in <data_dir>/demo-admin.key and demo-auditor.key). Never in production."""
+    from services.staff import create_staff
+    from services.storage.db import session_factory
+    from services.storage.models import StaffUser
+
+    if settings.env == "production":
+        raise StackError("no demo back-office users in production: use `simgate staff add`")
+    tokens: dict[str, str] = {}
+    sessions = session_factory(settings.resolved_database_url)
+    for role in ("admin", "auditor"):
+        key_file = settings.data_dir / f"demo-{role}.key"
+        staff_id = f"stf_demo_{role}"
+        with sessions() as session, session.begin():
+            existing = session.get(StaffUser, staff_id)
+            if existing is None or not key_file.exists():
+                if existing is not None:
+                    session.delete(existing)
+                    session.flush()
+                user, token = create_staff(session, f"Demo {role} (development)", role)
+                user.id = staff_id
+                key_file.parent.mkdir(parents=True, exist_ok=True)
+                key_file.write_text(token + "\n")
+                key_file.chmod(0o600)
+        tokens[role] = key_file.read_text().strip()
+    return tokens
+
+
 def up(settings: Settings, *, concurrency: int, echo: Callable[[str], None]) -> int:
     """``simgate up``: everything in the foreground until Ctrl-C."""
     data_dir = settings.data_dir
@@ -261,6 +299,7 @@ def up(settings: Settings, *, concurrency: int, echo: Callable[[str], None]) -> 
             echo("starting redis (bundled redis-server, unix socket) ...")
             start_redis(stack)
         key = prepare(stack.settings)
+        staff = prepare_staff(stack.settings)
         echo(f"database: {stack.settings.resolved_database_url}")
         echo("starting the mock national lookup ...")
         start_lookup(stack, settings.lookup_port)
@@ -277,6 +316,8 @@ def up(settings: Settings, *, concurrency: int, echo: Callable[[str], None]) -> 
         echo(f"  blobs    {settings.blob_dir.resolve()} (AES-256-GCM)")
         echo(f"  logs     {(data_dir / 'logs').resolve()}")
         echo(f"  demo agent API key: {key}")
+        echo(f"  demo admin token:   {staff['admin']}   (back office: agents, inspection)")
+        echo(f"  demo auditor token: {staff['auditor']}   (regulator: decisions, evidence)")
         echo("  try it:  simgate demo      (in a second terminal)    Ctrl-C stops everything")
         while not stopping:
             for proc in list(stack.procs.values()):

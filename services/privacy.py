@@ -30,6 +30,22 @@ def id_hash(key: str, number: str) -> str:
     return hmac.new(key.encode(), number.strip().upper().encode(), hashlib.sha256).hexdigest()
 
 
+def normalise_address(address: str) -> str:
+    """Case, spaces and punctuation removed, full-width folded: the same address typed
+    twice hashes the same (R8 clustering)."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", address).lower()
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def keyed_hash(key: str, purpose: str, value: str) -> str:
+    """Keyed hash of a non-ID value (delivery address, buyer's client), per purpose so
+    equal strings of different kinds never collide."""
+    msg = f"{purpose}\x00{value}".encode()
+    return hmac.new(key.encode(), msg, hashlib.sha256).hexdigest()
+
+
 class MaskIdNumbersFilter(logging.Filter):
     """Masks anything that looks like an 18-character ID number in log messages."""
 

@@ -23,7 +23,7 @@ from services.api.uploads import CheckedImage, check_image
 from services.carrier import inventory
 from services.domain.states import Delivery, HandoverStatus, OrderStatus, SimStatus
 from services.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
-from services.privacy import mask_id_number
+from services.privacy import keyed_hash, mask_id_number, normalise_address
 from services.storage import audit
 from services.storage.blobs import new_blob_id, seal_text
 from services.storage.models import Agent, Blob, Order, utcnow
@@ -138,6 +138,18 @@ async def create_order(
     msisdn: Annotated[str, Form(description="the chosen mobile number")],
     delivery: Annotated[Delivery, Form(description="door_check or no_door_check")],
     callback_url: Annotated[str | None, Form()] = None,
+    delivery_address: Annotated[
+        str | None,
+        Form(max_length=300, description="where the card goes; sealed, clustered by hash (R8)"),
+    ] = None,
+    client: Annotated[
+        str | None,
+        Form(
+            max_length=200,
+            description="the buyer's client as the storefront saw it (IP address or device "
+            "id); kept only as a keyed hash, to find many orders from one client (R8)",
+        ),
+    ] = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
     settings = state.settings
@@ -162,6 +174,8 @@ async def create_order(
         delivery,
         callback_url,
         idempotency_key,
+        (delivery_address or "").strip() or None,
+        (client or "").strip() or None,
     )
 
 
@@ -176,12 +190,16 @@ def _store(
     delivery: Delivery,
     callback_url: str | None,
     idempotency_key: str | None,
+    delivery_address: str | None = None,
+    client: str | None = None,
 ) -> JSONResponse:
     settings = state.settings
     digest = hashlib.sha256()
     for part in IMAGE_PARTS:
         digest.update(hashlib.sha256(images[part].data).digest())
-    digest.update(json.dumps([name, id_number, msisdn, delivery, callback_url]).encode())
+    digest.update(
+        json.dumps([name, id_number, msisdn, delivery, callback_url, delivery_address]).encode()
+    )
     request_hash = digest.hexdigest()
 
     with state.sessions() as session:
@@ -209,6 +227,16 @@ def _store(
         for _ in range(audit.MAX_RACES):
             try:
                 with state.sessions() as session, session.begin():
+                    # Re-read the agent inside the transaction (locking its row on
+                    # PostgreSQL): an order either commits before a revocation, which then
+                    # stops it, or is refused; none slips through half-way.
+                    current = session.scalars(
+                        select(Agent).where(Agent.id == agent.id).with_for_update()
+                    ).one()
+                    if current.status != "active":
+                        raise Forbidden(
+                            f"agent {agent.id} is {current.status}", code=f"agent.{current.status}"
+                        )
                     if not inventory.reserve(session, msisdn, order_id, agent.id):
                         # A concurrent retry of this very request may have taken it.
                         if idempotency_key:
@@ -235,6 +263,19 @@ def _store(
                                 order_id,
                             ),
                             declared_number_masked=mask_id_number(id_number) or "",
+                            delivery_address_enc=seal_text(
+                                settings.blob_key_bytes, delivery_address, order_id + "/address"
+                            )
+                            if delivery_address
+                            else None,
+                            address_hash=keyed_hash(
+                                settings.id_hash_key, "address", normalise_address(delivery_address)
+                            )
+                            if delivery_address
+                            else None,
+                            client_hash=keyed_hash(settings.id_hash_key, "client", client)
+                            if client
+                            else None,
                             status=OrderStatus.RECEIVED,
                             created_at=now,
                             updated_at=now,

@@ -41,10 +41,19 @@ class LiveStack:
     lookup: str
     key: str
     sessions: sessionmaker[Session]
+    staff: dict[str, str]  # back-office tokens by role: admin, auditor
 
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.staff['admin']}"}
+
+    @property
+    def auditor(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.staff['auditor']}"}
 
     def numbers(self, n: int) -> list[str]:
         r = httpx.get(f"{self.api}/v1/numbers", params={"limit": n}, headers=self.auth)
@@ -132,6 +141,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     try:
         devstack.start_redis(stack)
         key = devstack.prepare(stack.settings)
+        staff = devstack.prepare_staff(stack.settings)
         devstack.start_lookup(stack, lookup_port)
         devstack.start_worker(stack, 2)
         devstack.start_beat(stack)
@@ -142,6 +152,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
             lookup=f"http://127.0.0.1:{lookup_port}",
             key=key,
             sessions=session_factory(stack.settings.resolved_database_url),
+            staff=staff,
         )
     finally:
         stack.stop()

@@ -65,6 +65,7 @@ def pg_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
             lookup=f"http://127.0.0.1:{lookup_port}",
             key=key,
             sessions=session_factory(url),
+            staff=devstack.prepare_staff(stack.settings),
         )
     finally:
         stack.stop()
