@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.api import activations, deliveries, numbers, orders
+from services.api import activations, admin, deliveries, numbers, orders
 from services.api.deps import AppState
 from services.config import Settings, get_settings
 from services.errors import ServiceError
@@ -90,4 +90,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(deliveries.logistics)
     app.include_router(deliveries.couriers)
     app.include_router(activations.router)
+    app.include_router(admin.router)
     return app

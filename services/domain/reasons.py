@@ -61,6 +61,9 @@ EFFECTS: dict[str, Effect] = {
     "lookup.request_refused": Effect.REVIEW,
     # The selling agent (R4).
     "agent.revoked": Effect.REJECT,
+    # Suspended while the order was being verified: a person decides once the agent is
+    # reinstated or revoked.
+    "agent.suspended": Effect.REVIEW,
     "agent.out_of_scope": Effect.REJECT,
     # The worker failed on this order's images again and again (a poison message).
     "processing.failed": Effect.REVIEW,

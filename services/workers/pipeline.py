@@ -342,7 +342,9 @@ def check_and_decide(ctx: Context, order_id: str) -> StepResult:
         with ctx.sessions() as session:
             cards = inventory.count_cards(session, order.id_hash, order.province, order.agent_id)
     agent_codes: list[str] = []
-    if agent.status != "active":
+    if agent.status == "suspended":
+        agent_codes.append("agent.suspended")
+    elif agent.status != "active":
         agent_codes.append("agent.revoked")
     elif not in_scope(agent, order.province):
         agent_codes.append("agent.out_of_scope")

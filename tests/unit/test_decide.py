@@ -61,6 +61,9 @@ CASES: dict[str, tuple[Evidence, Outcome, ShipMode | None, tuple[str, ...], tupl
     "lookup.cancelled": (ev(lookup_result="cancelled"), REJECTED, None, ("lookup.cancelled",), ()),
     "lookup.deceased": (ev(lookup_result="deceased"), REJECTED, None, ("lookup.deceased",), ()),
     "agent.revoked": (ev(agent_codes=("agent.revoked",)), REJECTED, None, ("agent.revoked",), ()),
+    "agent.suspended": (
+        ev(agent_codes=("agent.suspended",)), REVIEW, None, ("agent.suspended",), (),
+    ),
     "agent.out_of_scope": (
         ev(agent_codes=("agent.out_of_scope",)), REJECTED, None, ("agent.out_of_scope",), (),
     ),
