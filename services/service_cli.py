@@ -139,4 +139,53 @@ def audit_verify(as_json: bool) -> None:
     sys.exit(0 if result.ok else 1)
 
 
-COMMANDS = (up, api, worker, beat, db, seed, audit_group)
+@click.group("staff")
+def staff_group() -> None:
+    """Back-office users: admins (agent registry, inspection) and auditors (regulator)."""
+
+
+@staff_group.command("add")
+@click.option("--role", type=click.Choice(["admin", "auditor"]), required=True)
+@click.option("--name", required=True, help="Who this is (shown in the audit log).")
+def staff_add(role: str, name: str) -> None:
+    """Create a back-office user and print its token (shown once; only a hash is kept).
+    The creation is itself an audit entry."""
+    from services.config import get_settings
+    from services.staff import create_staff
+    from services.storage import audit
+    from services.storage.db import session_factory, upgrade
+
+    url = get_settings().resolved_database_url
+    upgrade(url)
+    with session_factory(url)() as session, session.begin():
+        user, token = create_staff(session, name, role)
+        audit.append(
+            session,
+            kind="staff.created",
+            subject=user.id,
+            actor="cli",
+            payload={"role": role, "name": name},
+        )
+    click.echo(f"{user.id} ({role}): {token}")
+
+
+@staff_group.command("disable")
+@click.argument("staff_id")
+def staff_disable(staff_id: str) -> None:
+    """Stop a back-office user's token at once (audited)."""
+    from services.config import get_settings
+    from services.storage import audit
+    from services.storage.db import session_factory
+    from services.storage.models import StaffUser
+
+    with session_factory(get_settings().resolved_database_url)() as session, session.begin():
+        user = session.get(StaffUser, staff_id)
+        if user is None:
+            click.echo(f"no staff user {staff_id}", err=True)
+            sys.exit(2)
+        user.status = "disabled"
+        audit.append(session, kind="staff.disabled", subject=user.id, actor="cli", payload={})
+    click.echo(f"{staff_id} disabled")
+
+
+COMMANDS = (up, api, worker, beat, db, seed, audit_group, staff_group)
