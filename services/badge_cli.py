@@ -25,7 +25,6 @@ from services.badges import (
     issue_token,
     load_private_key,
     load_public_key,
-    read_badge,
     verify_token,
 )
 
@@ -46,6 +45,7 @@ def verify_photo(
 ) -> dict[str, Any]:
     """Read the badge in ``photo`` and verify it; ``{"error", "detail"}`` when the photo
     is unreadable or shows no badge."""
+    from services.badge_reader import read_badge
     from vision.errors import VisionError
     from vision.io import load_image
 

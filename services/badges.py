@@ -20,6 +20,13 @@ A typical badge (CJK carrier and shop name, a few scope entries) is 230 to 300
 characters: QR version 11 to 13 at error correction M, which phone cameras read well.
 :func:`issue_token` refuses tokens over :data:`MAX_TOKEN_CHARS` (version 14).
 
+The QR code may carry the bare token or, so that a phone camera opens the carrier's
+check page, the URL ``{public_url}/verify/agent?token=<token>`` (:func:`badge_url`; the
+token's characters need no escaping in a URL). :func:`extract_token` accepts both
+forms; only the token is signed, so an offline verifier checks the token whatever
+address the URL names. :func:`badge_url` keeps the whole text within
+:data:`MAX_QR_CHARS` (version 15, 77 modules).
+
 :func:`verify_token` statuses, checked in this order (the first that applies wins):
 
 ``malformed``  not a token (wrong prefix, shape, base64, signature length, claims)
@@ -30,9 +37,9 @@ characters: QR version 11 to 13 at error correction M, which phone cameras read 
 ``expired``    ``today`` is after ``expires`` (or before ``issued``: not yet valid)
 ``genuine``    none of the above
 
-This module does no I/O. ``qrcode`` (rendering) and :mod:`vision` (reading) are
-imported inside the functions that use them, so importing this module stays cheap and
-allowed in processes that must not load image code (the API).
+This module does no I/O and never imports :mod:`vision`, so the API may use it;
+``qrcode`` (rendering) is imported inside the functions that use it. Reading a badge
+from a photo is :func:`services.badge_reader.read_badge` (vision, never in the API).
 """
 
 from __future__ import annotations
@@ -44,25 +51,27 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
 PREFIX: Final = "SGB1"
 # Tokens longer than this make dense QR codes (over version 14, 73 modules) that
 # phones read poorly.
 MAX_TOKEN_CHARS: Final = 360
+# The most a badge QR code may hold, token or URL: version 15 at error correction M
+# (77 modules; the URL adds 40 to 60 characters to the token).
+MAX_QR_CHARS: Final = 412
 # verify_token refuses anything longer without parsing it (hostile input).
 _MAX_VERIFY_CHARS: Final = 2048
 _SIGNATURE_BYTES: Final = 64
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]+")
 _CLAIM_KEYS: Final = frozenset("acenirs")
+_TOKEN_CHARS: Final = re.compile(r"[A-Za-z0-9_.-]+")
+VERIFY_PATH: Final = "/verify/agent"
 
 BadgeStatus = Literal["genuine", "forged", "expired", "revoked", "mismatch", "malformed"]
 
@@ -315,18 +324,45 @@ def badge_svg(token: str) -> str:
     return svg.decode("utf-8")
 
 
-def read_badge(image: npt.NDArray[np.uint8]) -> str | None:
-    """The first QR code text in ``image`` that starts with ``SGB1.``, else ``None``.
+def badge_url(token: str, base_url: str) -> str:
+    """The text of a badge QR code that a phone opens: ``{base_url}/verify/agent?token=``.
 
-    :param image: BGR or grayscale ``uint8``, as :func:`vision.io.decode_image` gives.
-    :raises ValueError, TypeError: on an invalid image (see
-        :func:`vision.barcode.read_codes`).
+    :param base_url: the carrier's public address, e.g. ``https://verify.example.cn``.
+    :raises ValueError: when ``token`` is not a token, ``base_url`` not an http(s)
+        address, or the URL is over :data:`MAX_QR_CHARS`.
     """
-    from vision.barcode import read_codes
+    if not token.startswith(f"{PREFIX}.") or not _TOKEN_CHARS.fullmatch(token):
+        raise ValueError(f"not a {PREFIX} token")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise ValueError(f"not an http(s) base address: {base_url!r}")
+    url = f"{base_url.rstrip('/')}{VERIFY_PATH}?token={token}"
+    if len(url) > MAX_QR_CHARS:
+        raise ValueError(
+            f"badge URL is {len(url)} characters, over {MAX_QR_CHARS}: "
+            "the QR code would be too dense for phone cameras"
+        )
+    return url
 
-    for code in read_codes(image):
-        if code.text is not None and code.text.startswith(f"{PREFIX}."):
-            return code.text
+
+def extract_token(text: str) -> str | None:
+    """The token in a badge QR code's text: the text itself when it is a bare
+    ``SGB1.`` token, the ``token`` query parameter when it is an http(s) URL carrying
+    one (any host: only the token is trusted), else ``None``. Does not verify."""
+    if not isinstance(text, str) or len(text) > _MAX_VERIFY_CHARS:
+        return None
+    text = text.strip()
+    if text.startswith(f"{PREFIX}."):
+        return text
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https"):
+        return None
+    values = parse_qs(parts.query).get("token", [])
+    if len(values) == 1 and values[0].startswith(f"{PREFIX}."):
+        return values[0]
     return None
 
 

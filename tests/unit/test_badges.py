@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from services.badge_cli import badge
+from services.badge_reader import read_badge
 from services.badges import (
     MAX_TOKEN_CHARS,
     BadgeClaims,
@@ -27,7 +28,6 @@ from services.badges import (
     issue_token,
     load_private_key,
     load_public_key,
-    read_badge,
     verify_token,
 )
 from vision.io import decode_image
