@@ -172,6 +172,8 @@ def start_lookup(stack: Stack, port: int, registry: Path | None = None) -> Proc:
 
 
 def start_api(stack: Stack, port: int, host: str = "127.0.0.1") -> Proc:
+    # Badge QR codes point at the API's own address unless a public one is configured.
+    stack.env.setdefault("SIMGATE_PUBLIC_URL", f"http://{host}:{port}")
     proc = stack.start(
         "api",
         [sys.executable, "-m", "uvicorn", "--factory", "services.api.app:create_app",
