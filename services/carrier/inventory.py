@@ -77,7 +77,10 @@ def transition(
     expected: SimStatus = SimStatus.RESERVED,
     holder_id_hash: str | None = None,
 ) -> bool:
-    values: dict[str, object] = {"status": to, "updated_at": utcnow()}
+    now = utcnow()
+    values: dict[str, object] = {"status": to, "updated_at": now}
+    if to == SimStatus.ACTIVE:
+        values["activated_at"] = now  # R8: "activated but never used" counts from here
     if to == SimStatus.AVAILABLE:
         values.update(order_id=None, agent_id=None, holder_id_hash=None)
     elif holder_id_hash is not None:
