@@ -25,7 +25,7 @@ from services.api.orders import ERRORS
 from services.domain.states import OrderStatus, Outcome
 from services.errors import NotFound, Unprocessable
 from services.storage import audit
-from services.storage.blobs import BlobError, BlobStore
+from services.storage.blobs import BlobError, BlobStore, open_text
 from services.storage.models import (
     Agent,
     AuditEntry,
@@ -372,6 +372,13 @@ def evidence_zip(order_id: str, auditor: Auditor, state: State) -> Response:
                 ],
             },
         )
+    # What the agent typed (R1 cross-check), decrypted for the regulator only.
+    declared = json.loads(open_text(state.settings.blob_key_bytes, order.declared_enc, order.id))
+    if order.delivery_address_enc:
+        declared["delivery_address"] = open_text(
+            state.settings.blob_key_bytes, order.delivery_address_enc, order.id + "/address"
+        )
+    pkg.add_json("declared.json", declared)
     reading = blobs.get(EVIDENCE_ROLE)
     if reading is not None:
         pkg.add_blob(

@@ -36,6 +36,7 @@ from tests.conftest import FIXTURES
 ORDERS = FIXTURES / "orders"
 PARTS = {"id_front": "front", "id_back": "back", "selfie": "selfie"}
 NAME, ID_NUMBER = "姚亚金", "53232819960626246X"
+ADDRESS = "云南省 示例市 示例路 8 号"
 MASKED = "532***********246X"
 
 
@@ -59,7 +60,13 @@ class Api:
             p: (f"{p}.jpg", (ORDERS / f"good_{s}.jpg").read_bytes(), "image/jpeg")
             for p, s in PARTS.items()
         }
-        data = {"name": NAME, "id_number": ID_NUMBER, "msisdn": msisdn, "delivery": "door_check"}
+        data = {
+            "name": NAME,
+            "id_number": ID_NUMBER,
+            "msisdn": msisdn,
+            "delivery": "door_check",
+            "delivery_address": ADDRESS,
+        }
         r = self.client.post("/v1/orders", files=files, data=data, headers=self.agent)
         assert r.status_code == 202, r.text
         order_id: str = r.json()["order_id"]
@@ -264,6 +271,9 @@ def test_evidence_zip_of_an_unread_order(api: Api) -> None:
     assert {"order.json", "audit.json", "manifest.json"} <= names
     assert {"id_front.jpg", "id_back.jpg", "selfie.jpg"} <= names
     assert "reading.json" not in names
+    # What the agent typed, for the regulator only: in full, with the delivery address.
+    declared = json.loads(zf.read("declared.json"))
+    assert declared == {"name": NAME, "id_number": ID_NUMBER, "delivery_address": ADDRESS}
     manifest = json.loads(zf.read("manifest.json"))
     assert [p["file"] for p in manifest["problems"]] == ["reading"]
     with api.sessions() as s:

@@ -120,7 +120,7 @@ def test_evidence_zip(live: LiveStack, handed_over: dict[str, Any]) -> None:
     assert zf.testzip() is None
     attempt = handed_over["attempt_id"]
     handover = {f"handover/{attempt}/id_photo.jpg", f"handover/{attempt}/face_photo.jpg"}
-    base = {"order.json", "reading.json", "audit.json", "manifest.json"}
+    base = {"order.json", "declared.json", "reading.json", "audit.json", "manifest.json"}
     images = {"id_front.jpg", "id_back.jpg", "selfie.jpg"}
     assert set(zf.namelist()) == base | images | handover
 
