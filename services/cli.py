@@ -197,14 +197,18 @@ def _register_face_commands() -> None:
 
     main.add_command(check_selfie)
     from services.badge_cli import badge
+    from services.bench.face_index import bench_face_index
     from services.bench.liveness import bench_liveness
     from services.bench.pipeline import bench_pipeline
     from services.demo import demo
+    from services.inspect_cli import inspect_command
     from services.service_cli import COMMANDS
 
     main.add_command(demo)
     main.add_command(badge)
+    main.add_command(inspect_command)
     bench.add_command(bench_pipeline)
+    bench.add_command(bench_face_index)
     bench.add_command(bench_liveness)
 
     for command in COMMANDS:

@@ -10,6 +10,8 @@ import sys
 
 import click
 
+from services.inspect_cli import seed_channel
+
 
 @click.command("up")
 @click.option("--concurrency", type=int, default=0, help="Worker processes (default: cores).")
@@ -89,14 +91,17 @@ def db_upgrade() -> None:
     click.echo("schema is up to date")
 
 
-@click.command("seed")
-def seed() -> None:
-    """Migrate, then create the demo agent, the SIM inventory and the fixtures' cards."""
+@click.group("seed", invoke_without_command=True)
+@click.pass_context
+def seed(ctx: click.Context) -> None:
+    """Migrate, then create the demo agent, the SIM inventory and the fixtures' cards
+    (`simgate seed channel`: also the sales-channel scenario for inspection)."""
     from services.config import get_settings
     from services.devstack import prepare
 
     key = prepare(get_settings())
-    click.echo(f"demo agent API key: {key}")
+    if ctx.invoked_subcommand is None:
+        click.echo(f"demo agent API key: {key}")
 
 
 @click.group("audit")
@@ -188,4 +193,5 @@ def staff_disable(staff_id: str) -> None:
     click.echo(f"{staff_id} disabled")
 
 
+seed.add_command(seed_channel)
 COMMANDS = (up, api, worker, beat, db, seed, audit_group, staff_group)

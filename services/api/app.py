@@ -10,7 +10,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.api import activations, admin, deliveries, numbers, orders
+from services import badge_registry
+from services.api import (
+    activations,
+    admin,
+    auditor,
+    carrier,
+    deliveries,
+    inspection,
+    numbers,
+    orders,
+    public,
+    trace,
+)
 from services.api.deps import AppState
 from services.config import Settings, get_settings
 from services.errors import ServiceError
@@ -31,6 +43,8 @@ def _error(status: int, code: str, detail: Any) -> JSONResponse:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     install_log_masking()
+    if settings.env == "production":
+        badge_registry.signing_key(settings)  # refuse to start without the badge key
 
     app = FastAPI(
         title="simgate",
@@ -91,4 +105,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(deliveries.couriers)
     app.include_router(activations.router)
     app.include_router(admin.router)
+    app.include_router(inspection.router)
+    app.include_router(public.admin)
+    app.include_router(public.public)
+    app.include_router(public.verify)
+    app.include_router(auditor.router)
+    app.include_router(trace.router)
+    app.include_router(carrier.router)
     return app

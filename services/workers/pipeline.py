@@ -364,8 +364,26 @@ def check_and_decide(ctx: Context, order_id: str) -> StepResult:
         cards_at_reseller=cards.at_reseller,
         agent_codes=tuple(agent_codes),
     )
+    links = _link_faces(ctx, order_id, full.get("live_face_encoding"))
+    if links:
+        # Recorded with the decision for inspection; no effect on it (R8 risk signal).
+        order.evidence = {**order.evidence, "face_links": links}
     decision = decide(evidence, ctx.policy)
     return _record(ctx, order, decision, evidence, lookup_meta, lookup_result, similarity)
+
+
+def _link_faces(ctx: Context, order_id: str, encoding: list[float] | None) -> int:
+    """Index the live face across orders and count the orders showing the same person
+    under another ID number. A failure is logged and never holds up the decision."""
+    if not encoding:
+        return 0
+    try:
+        from services.face_index import index_and_link
+
+        return len(index_and_link(ctx.sessions, ctx.settings, order_id, encoding))
+    except Exception:
+        log.exception("order %s: face index failed; deciding without it", order_id)
+        return 0
 
 
 def _aware(t: dt.datetime) -> dt.datetime:
