@@ -329,7 +329,7 @@ def _set_status(
             )
         audit.append(
             session,
-            kind=f"agent.{to}",
+            kind={"active": "agent.reinstated"}.get(to, f"agent.{to}"),
             subject=agent.id,
             actor=actor,
             payload={"from": before, "reason": reason},
