@@ -105,7 +105,8 @@ def test_the_bulk_opener_ranks_first_with_its_signals(
     assert len(faces) == 3
     bulk_ids = set(scenario.bulk_ids_masked)
     assert sorted(len(set(f["id_numbers_masked"]) & bulk_ids) for f in faces) == [2, 2, 2]
-    assert all(0 < f["distance_min"] <= f["distance_max"] < 0.6 for f in faces)
+    # 0 when a fixture order posted today by another test used the very same photo.
+    assert all(0 <= f["distance_min"] <= f["distance_max"] < 0.6 for f in faces)
     assert all(bulk in f["agents"] for f in faces)
     ids = signals["id.many_orders"]["evidence"]
     assert ids["ids"] == 6

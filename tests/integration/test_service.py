@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from services import devstack
 from services.agents import create_agent
 from services.storage.models import AuditEntry, Blob, Order, WebhookAttempt
-from tests.integration.conftest import SPEC, LiveStack
+from tests.integration.conftest import SPEC, LiveStack, release_cards
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 FIXTURE_ORDERS = [o["name"] for o in SPEC["orders"]]
@@ -148,6 +148,7 @@ def test_decision_webhook_is_signed_retried_and_recorded(live: LiveStack, receiv
 
 
 def test_lookup_outage_waits_then_goes_to_review(live: LiveStack) -> None:
+    release_cards(live, "good")  # earlier tests approved cards for this identity (R2)
     live.set_faults(mode="outage")
     try:
         r = live.post("good")
@@ -168,6 +169,7 @@ def test_lookup_outage_waits_then_goes_to_review(live: LiveStack) -> None:
 
 
 def test_lookup_outage_shorter_than_the_deadline_only_delays(live: LiveStack) -> None:
+    release_cards(live, "good")
     live.set_faults(mode="error", failure_rate=1.0)
     r = live.post("good")
     order_id = r.json()["order_id"]
