@@ -33,6 +33,19 @@ if [[ -n "${missing// /}" ]]; then
     fi
 fi
 
+# Browser tests (tests/browser) drive the system's Chromium through Playwright; the
+# browser Playwright would download is never used.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+if [[ ! -x /usr/bin/chromium ]]; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+        echo "bootstrap: installing chromium (for the browser tests)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+            || echo "bootstrap: could not install chromium: browser tests will be skipped" >&2
+    else
+        echo "bootstrap: /usr/bin/chromium not found and not root: browser tests will be skipped (sudo apt-get install chromium)"
+    fi
+fi
+
 if [[ ! -x .venv/bin/python ]]; then
     echo "bootstrap: creating .venv with $($PYTHON --version)"
     "$PYTHON" -m venv .venv

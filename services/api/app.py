@@ -20,6 +20,7 @@ from services.api import (
     inspection,
     numbers,
     orders,
+    pages,
     public,
     trace,
 )
@@ -112,4 +113,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auditor.router)
     app.include_router(trace.router)
     app.include_router(carrier.router)
+    app.include_router(pages.router)
     return app

@@ -117,8 +117,9 @@ class LiveStack:
         return "\n".join(f"--- {p.name}\n{p.tail(lines)}" for p in self.stack.procs.values())
 
 
-@pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+def start_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    """The body of the session fixture ``live`` (tests/conftest.py), which the integration
+    and the browser tests share: one stack per test session."""
     data_dir: Path = tmp_path_factory.mktemp("stack")
     api_port, lookup_port = free_port(), free_port()
     env = devstack.base_env(
