@@ -62,6 +62,14 @@ def scores_of(
     }
 
 
+def decision_webhook_id(order_id: str, previous_decisions: int = 0) -> str:
+    """The outbox id of an order's ``order.decided`` webhook: the first decision's is
+    ``whk_`` + sha256(order id); each decision after a recheck seeds its number in, so
+    the ids never collide and a replayed step still finds its own row."""
+    seed = order_id if not previous_decisions else f"{order_id}/decision/{previous_decisions}"
+    return "whk_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
+
+
 def record_decision(
     sessions: sessionmaker[Session],
     settings: Settings,
@@ -77,7 +85,12 @@ def record_decision(
 ) -> str | bool:
     """Decide ``order`` once: status, SIM transition, activation code, audit entry and
     webhook outbox row commit together. Returns the webhook delivery id (``True`` when
-    there is no callback), or ``False`` when the order was decided by someone else."""
+    there is no callback), or ``False`` when the order was decided by someone else.
+
+    ``needs_review`` keeps the SIM reserved for the order. An order a reviewer sent
+    back to the checks (``reasons["rechecks"]``) is undecided again and decided here a
+    second time: a second ``order.decided`` audit entry, and a webhook row whose id
+    counts the decisions before it (:func:`decision_webhook_id`)."""
     lookup_meta = lookup_meta or {}
     now = utcnow()
     scores = scores_of(order, lookup_result, similarity, evidence)
@@ -90,11 +103,20 @@ def record_decision(
             "policy": {"version": decision.policy_version, "card_limit": card_limit},
         }
     )
-    sim_to = {
+    # needs_review keeps the number reserved for the order while a person looks (the
+    # review releases it on rejection); any other outcome without a ship mode gives it
+    # back to the inventory.
+    sim_to: SimStatus | None = {
         ShipMode.ACTIVATE_ON_HANDOVER: SimStatus.AWAITING_HANDOVER,
         ShipMode.SHIP_INACTIVE: SimStatus.SHIPPED_INACTIVE,
-        None: SimStatus.AVAILABLE,
+        None: None if decision.outcome == Outcome.NEEDS_REVIEW else SimStatus.AVAILABLE,
     }[decision.ship_mode]
+    # A rechecked order (services/reviews.py recheck_order) is decided again: its
+    # history stays with the new reason codes, and its webhook row gets its own id.
+    rechecks = list((order.reasons or {}).get("rechecks") or [])
+    reasons: dict[str, Any] = {"reasons": list(decision.reasons), "notes": list(decision.notes)}
+    if rechecks:
+        reasons["rechecks"] = rechecks
     payload = {
         "outcome": decision.outcome.value,
         "ship_mode": decision.ship_mode.value if decision.ship_mode else None,
@@ -117,18 +139,21 @@ def record_decision(
                     UNDECIDED,
                     outcome=decision.outcome.value,
                     ship_mode=decision.ship_mode.value if decision.ship_mode else None,
-                    reasons={"reasons": list(decision.reasons), "notes": list(decision.notes)},
+                    reasons=reasons,
                     evidence=ev,
                     decided_at=now,
                 )
                 if not decided:
                     return False  # someone else decided it
-                inventory.transition(
-                    session,
-                    order.id,
-                    sim_to,
-                    holder_id_hash=order.id_hash if decision.outcome == Outcome.APPROVED else None,
-                )
+                if sim_to is not None:
+                    inventory.transition(
+                        session,
+                        order.id,
+                        sim_to,
+                        holder_id_hash=order.id_hash
+                        if decision.outcome == Outcome.APPROVED
+                        else None,
+                    )
                 if decision.ship_mode == ShipMode.SHIP_INACTIVE:
                     # R7: the pack carries a one-time code the customer activates with.
                     inventory.issue_activation_code(session, order.id, settings.blob_key_bytes)
@@ -140,7 +165,7 @@ def record_decision(
                     payload=payload,
                 )
                 if order.callback_url:
-                    webhook_id = "whk_" + hashlib.sha256(order.id.encode()).hexdigest()[:24]
+                    webhook_id = decision_webhook_id(order.id, len(rechecks))
                     body = {
                         "event": "order.decided",
                         "order_id": order.id,

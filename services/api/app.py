@@ -15,6 +15,7 @@ from services.api import (
     activations,
     admin,
     auditor,
+    backoffice,
     carrier,
     deliveries,
     inspection,
@@ -22,6 +23,7 @@ from services.api import (
     orders,
     pages,
     public,
+    review,
     trace,
 )
 from services.api.deps import AppState
@@ -114,4 +116,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trace.router)
     app.include_router(carrier.router)
     app.include_router(pages.router)
+    app.include_router(review.router)
+    app.include_router(backoffice.router)
     return app

@@ -88,36 +88,41 @@ def require_logistics(
         raise Unauthorized("unknown logistics token", code="auth.invalid_key")
 
 
+def admit_staff(request: Request, state: AppState, token: str, role: str | None) -> StaffUser:
+    """The active back-office user holding ``token``, if of ``role`` (``None``: any
+    role); the request is written to the audit log (who, what, when) before the handler
+    runs (R10). Shared by the API's bearer tokens and the back-office pages' sessions."""
+    with state.sessions() as session:
+        user = authenticate_staff(session, token)
+    if user is None:
+        raise Unauthorized("unknown back-office token", code="auth.invalid_key")
+    if user.status != "active":
+        raise Forbidden(f"{user.id} is {user.status}", code="staff.inactive")
+    if role is not None and user.role != role:
+        raise Forbidden(f"this needs the {role} role", code="auth.wrong_role")
+    audit.append_now(
+        state.sessions,
+        kind=f"access.{user.role}",
+        subject=user.id,
+        actor=user.id,
+        payload={
+            "method": request.method,
+            "path": request.url.path,
+            "query": dict(request.query_params),
+        },
+    )
+    return user
+
+
 def _staff(role: str) -> Any:
-    """A dependency admitting back-office users of ``role``; each request is written to
-    the audit log (who, what, when) before the handler runs (R10)."""
+    """A dependency admitting back-office users of ``role`` (:func:`admit_staff`)."""
 
     def dependency(
         request: Request,
         state: Annotated[AppState, Depends(get_state)],
         authorization: Annotated[str | None, Header()] = None,
     ) -> StaffUser:
-        token = _bearer(authorization)
-        with state.sessions() as session:
-            user = authenticate_staff(session, token)
-        if user is None:
-            raise Unauthorized("unknown back-office token", code="auth.invalid_key")
-        if user.status != "active":
-            raise Forbidden(f"{user.id} is {user.status}", code="staff.inactive")
-        if user.role != role:
-            raise Forbidden(f"this needs the {role} role", code="auth.wrong_role")
-        audit.append_now(
-            state.sessions,
-            kind=f"access.{user.role}",
-            subject=user.id,
-            actor=user.id,
-            payload={
-                "method": request.method,
-                "path": request.url.path,
-                "query": dict(request.query_params),
-            },
-        )
-        return user
+        return admit_staff(request, state, _bearer(authorization), role)
 
     return dependency
 

@@ -21,7 +21,7 @@ from services.api.deps import CurrentAgent, DbSession, State
 from services.api.schemas import ErrorBody, OrderAccepted, OrderList, OrderView
 from services.api.uploads import CheckedImage, check_image
 from services.carrier import inventory
-from services.domain.states import Delivery, HandoverStatus, OrderStatus, SimStatus
+from services.domain.states import Delivery, HandoverStatus, OrderStatus, Outcome, SimStatus
 from services.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from services.privacy import keyed_hash, mask_id_number, normalise_address
 from services.storage import audit
@@ -360,7 +360,9 @@ def list_orders(
 @router.post("/{order_id}/cancel", response_model=OrderView, responses=ERRORS)
 def cancel_order(order_id: str, agent: CurrentAgent, state: State) -> OrderView:
     """Cancel a decided order whose SIM is not active yet: the number goes back to the
-    inventory, and a later door check or video activation finds nothing to activate."""
+    inventory, and a later door check or video activation finds nothing to activate.
+    An order waiting for a person (``needs_review``) holds its number reserved: it goes
+    back too, and the order can no longer be reviewed or rechecked."""
     with state.sessions() as session, session.begin():
         order = session.get(Order, order_id)
         if order is None or order.agent_id != agent.id:
@@ -369,9 +371,12 @@ def cancel_order(order_id: str, agent: CurrentAgent, state: State) -> OrderView:
             return _view(order)
         if order.status != OrderStatus.DECIDED:
             raise Conflict("the order is still being verified", code="order.not_decided")
+        held: tuple[SimStatus, ...] = (SimStatus.AWAITING_HANDOVER, SimStatus.SHIPPED_INACTIVE)
+        if order.outcome == Outcome.NEEDS_REVIEW:
+            held = (SimStatus.RESERVED,)  # kept for the order while a person looks
         released = any(
             inventory.transition(session, order.id, SimStatus.AVAILABLE, expected=status)
-            for status in (SimStatus.AWAITING_HANDOVER, SimStatus.SHIPPED_INACTIVE)
+            for status in held
         )
         if order.outcome == "approved" and not released:
             raise Conflict("the SIM is active already", code="order.sim_active")

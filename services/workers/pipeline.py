@@ -287,6 +287,9 @@ def _normalise_name(name: str | None) -> str:
 
 
 def check_and_decide(ctx: Context, order_id: str) -> StepResult:
+    """Ask the lookup, count the cards, decide. Works from the stored reading (the
+    encrypted evidence blob), never the images: an order a reviewer sent back to the
+    checks (status ``checking`` again) is decided without reading its photos again."""
     with ctx.sessions() as session:
         order = session.get(Order, order_id)
         if order is None or order.status == OrderStatus.DECIDED:
@@ -323,7 +326,7 @@ def check_and_decide(ctx: Context, order_id: str) -> StepResult:
             # The lookup refused what we sent: a bug or a contract change, for a person.
             lookup_result, lookup_meta = "refused", {"error": exc.code}
         except LookupUnavailable as exc:
-            waited = (utcnow() - _aware(order.created_at)).total_seconds()
+            waited = (utcnow() - _checks_started(order)).total_seconds()
             if waited < ctx.settings.lookup_deadline_s:
                 with ctx.sessions() as session, session.begin():
                     _set_status(
@@ -388,6 +391,20 @@ def _link_faces(ctx: Context, order_id: str, encoding: list[float] | None) -> in
 
 def _aware(t: dt.datetime) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def _checks_started(order: Order) -> dt.datetime:
+    """Where the lookup's deadline counts from: the order's creation, or the last time a
+    reviewer sent it back to the checks (services/reviews.py recheck_order), so a
+    recheck during an outage waits for the lookup like a new order."""
+    started = _aware(order.created_at)
+    rechecks = (order.reasons or {}).get("rechecks") or []
+    if rechecks and isinstance(rechecks[-1], dict) and rechecks[-1].get("at"):
+        try:
+            started = max(started, _aware(dt.datetime.fromisoformat(str(rechecks[-1]["at"]))))
+        except ValueError:
+            pass
+    return started
 
 
 def _record(
