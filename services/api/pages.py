@@ -1,6 +1,7 @@
 """The customer, courier and storefront pages (issue 7): server-rendered HTML with a
 little JavaScript that calls the JSON API of the same origin.
 
+- ``GET /``: links to every page;
 - ``GET /activate``: video activation of an inactive SIM (R7), ``?iccid=&code=`` fill
   the form (the link printed on the SIM pack);
 - ``GET /courier``: the courier's round and the door check (R6);
@@ -56,6 +57,12 @@ def _page(name: str, page: str, context: dict[str, Any]) -> HTMLResponse:
         del response.headers[header]
     response.headers.update(PAGE_HEADERS)
     return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def index_page() -> HTMLResponse:
+    """Where each kind of user starts (no script: the public pages' headers)."""
+    return render("index.html", {})
 
 
 @router.get("/activate", response_class=HTMLResponse)

@@ -142,3 +142,15 @@ def test_every_code_a_page_can_meet_has_plain_words() -> None:
 
 def test_every_liveness_action_has_an_instruction() -> None:
     assert set(page_text.ACTIONS) == set(LIVENESS_ACTIONS)
+
+
+def test_index_links_to_every_page_and_each_link_answers(client: TestClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    links = re.findall(r'<a href="(/[^"]*)"', r.text)
+    assert set(PAGES) <= set(links)
+    assert "/backoffice/" in links
+    for link in links:
+        answer = client.get(link, follow_redirects=True)
+        assert answer.status_code == 200, link
