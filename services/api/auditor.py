@@ -315,9 +315,12 @@ class _Package:
 
     def zip(self) -> bytes:
         buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zipfile.ZipFile(buf, "w") as zf:
             for name, data in self.files.items():
-                zf.writestr(name, data)
+                # Images and videos are compressed already: deflating them again would
+                # only spend the API's CPU. The JSON files shrink well.
+                method = zipfile.ZIP_DEFLATED if name.endswith(".json") else zipfile.ZIP_STORED
+                zf.writestr(name, data, compress_type=method)
         return buf.getvalue()
 
 
