@@ -98,19 +98,22 @@ def admit_staff(request: Request, state: AppState, token: str, role: str | None)
         raise Unauthorized("unknown back-office token", code="auth.invalid_key")
     if user.status != "active":
         raise Forbidden(f"{user.id} is {user.status}", code="staff.inactive")
-    if role is not None and user.role != role:
-        raise Forbidden(f"this needs the {role} role", code="auth.wrong_role")
+    allowed = role is None or user.role == role
+    # Refused attempts are recorded too: a staff member probing another role's pages.
     audit.append_now(
         state.sessions,
-        kind=f"access.{user.role}",
+        kind=f"access.{user.role}" if allowed else "access.denied",
         subject=user.id,
         actor=user.id,
         payload={
             "method": request.method,
             "path": request.url.path,
             "query": dict(request.query_params),
+            **({} if allowed else {"role": user.role, "needs": role}),
         },
     )
+    if not allowed:
+        raise Forbidden(f"this needs the {role} role", code="auth.wrong_role")
     return user
 
 

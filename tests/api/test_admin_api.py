@@ -118,6 +118,10 @@ def test_roles(back: Back) -> None:
     assert (r.status_code, r.json()["error"]) == (401, "auth.invalid_key")
     r = back.client.get("/v1/admin/agents", headers=back.auditor)
     assert (r.status_code, r.json()["error"]) == (403, "auth.wrong_role")
+    with back.sessions() as s:
+        denied = s.scalars(select(AuditEntry).where(AuditEntry.kind == "access.denied")).one()
+        assert denied.payload["path"] == "/v1/admin/agents"
+        assert (denied.payload["role"], denied.payload["needs"]) == ("auditor", "admin")
     # An agent's API key is not a back-office token.
     r = back.client.get("/v1/admin/agents", headers={"Authorization": f"Bearer {back.agent_key}"})
     assert r.status_code == 401
