@@ -6,8 +6,9 @@ later request with its keys is refused; an order being stored re-reads the statu
 its own transaction, so none commits after this point), its keys and badges are
 stamped revoked, then every order of the agent not yet decided is rejected with
 ``agent.revoked`` through the same recording as any decision (status, SIM back to the
-inventory, audit entry, webhook outbox row in one transaction each), and the
-platform's ``agent.revoked`` webhook is queued. A worker still busy with one of those
+inventory, audit entry, webhook outbox row in one transaction each), its orders
+waiting for a person are rejected as a review (``order.reviewed``), and the platform's
+``agent.revoked`` webhook is queued. A worker still busy with one of those
 orders finds it decided and stops.
 """
 
@@ -31,6 +32,7 @@ from services.api.schemas import ErrorBody
 from services.decisions import UNDECIDED, stop_order
 from services.domain.decide import Policy
 from services.errors import Conflict, NotFound
+from services.reviews import review_order, reviewable
 from services.storage import audit
 from services.storage.models import Agent, AgentKey, Badge, Order, WebhookDelivery, utcnow
 from services.workers import enqueue
@@ -138,6 +140,9 @@ class Revocation(BaseModel):
     agent: AgentView
     stopped_orders: list[str]
     already_decided: int = Field(description="orders a worker decided during the revocation")
+    rejected_in_review: list[str] = Field(
+        default_factory=list, description="orders that were waiting for a person"
+    )
 
 
 def _view(session: Session, agent: Agent) -> AgentView:
@@ -380,17 +385,52 @@ def revoke(agent_id: str, body: StatusChange, admin: Admin, state: State) -> Rev
         stopped.append(order_id)
         if isinstance(result, str):
             webhooks.append(result)
+    # Orders already waiting for a person are rejected too: nothing of a revoked agent
+    # ships, and their reserved numbers go back on sale.
+    with state.sessions() as session:
+        in_review = [
+            o
+            for o in session.scalars(
+                select(Order).where(
+                    Order.agent_id == agent_id,
+                    Order.status == "decided",
+                    Order.outcome == "needs_review",
+                )
+            )
+            if reviewable(o)
+        ]
+    rejected: list[str] = []
+    for order in in_review:
+        try:
+            reviewed = review_order(
+                state.sessions,
+                state.settings,
+                order.id,
+                decision="reject",
+                reason=f"agent.revoked: {body.reason}",
+                reviewer=admin.id,
+            )
+        except Conflict:
+            continue  # a reviewer decided it meanwhile
+        rejected.append(order.id)
+        if reviewed.webhook_id:
+            webhooks.append(reviewed.webhook_id)
     if view.webhook_url:
-        webhooks.append(_queue_agent_event(state, view, body.reason, stopped))
+        webhooks.append(_queue_agent_event(state, view, body.reason, stopped, rejected))
     for webhook_id in webhooks:
         # Committed already: a lost message is picked up by the sweeper.
         enqueue.send(enqueue.WEBHOOK, webhook_id, app=state.celery)
     return Revocation(
-        agent=view, stopped_orders=stopped, already_decided=len(pending) - len(stopped)
+        agent=view,
+        stopped_orders=stopped,
+        already_decided=len(pending) - len(stopped),
+        rejected_in_review=rejected,
     )
 
 
-def _queue_agent_event(state: State, view: AgentView, reason: str, stopped: list[str]) -> str:
+def _queue_agent_event(
+    state: State, view: AgentView, reason: str, stopped: list[str], rejected: list[str]
+) -> str:
     webhook_id = "whk_" + secrets.token_hex(12)
     body = {
         "event": "agent.revoked",
@@ -398,6 +438,7 @@ def _queue_agent_event(state: State, view: AgentView, reason: str, stopped: list
         "agent_number": view.agent_number,
         "reason": reason,
         "stopped_orders": stopped,
+        "rejected_in_review": rejected,
         "revoked_at": view.updated_at.isoformat(),
     }
     assert view.webhook_url is not None

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.agents import create_agent
@@ -266,10 +266,22 @@ def test_revoke_stops_undecided_orders_and_tells_the_platform(back: Back) -> Non
     back.client.patch(
         f"/v1/admin/agents/{agent_id}", json={"provinces": _all_provinces(back)}, headers=back.admin
     )
-    posted = [back.order_as(key) for _ in range(2)]
-    assert [r.status_code for r in posted] == [202, 202], [r.text for r in posted]
-    order_ids = [r.json()["order_id"] for r in posted]
+    posted = [back.order_as(key) for _ in range(3)]
+    assert [r.status_code for r in posted] == [202, 202, 202], [r.text for r in posted]
+    order_ids = [r.json()["order_id"] for r in posted[:2]]
+    # The third was sent to a person by the pipeline (its number stays reserved).
+    in_review = posted[2].json()["order_id"]
     with back.sessions() as s, s.begin():
+        s.execute(
+            update(Order)
+            .where(Order.id == in_review)
+            .values(
+                status="decided",
+                outcome="needs_review",
+                reasons={"reasons": ["quality.photocopy"], "notes": []},
+                decided_at=dt.datetime.now(dt.UTC),
+            )
+        )
         s.add(
             Badge(
                 serial="b1",
@@ -286,6 +298,7 @@ def test_revoke_stops_undecided_orders_and_tells_the_platform(back: Back) -> Non
     )
     assert r.status_code == 200, r.text
     assert sorted(r.json()["stopped_orders"]) == sorted(order_ids)
+    assert r.json()["rejected_in_review"] == [in_review]
     assert r.json()["agent"]["status"] == "revoked"
     assert all(k["revoked_at"] for k in r.json()["agent"]["keys"])
 
@@ -301,19 +314,28 @@ def test_revoke_stops_undecided_orders_and_tells_the_platform(back: Back) -> Non
             # The number goes back to the inventory.
             sim = s.scalars(select(Sim).where(Sim.msisdn == order.msisdn)).one()
             assert sim.status == "available"
+        # The order waiting for a person is rejected as a review; its number is free again.
+        reviewed = s.get(Order, in_review)
+        assert reviewed is not None
+        assert reviewed.outcome == "rejected"
+        assert reviewed.reasons["review"]["reason"].startswith("agent.revoked")
+        sim = s.scalars(select(Sim).where(Sim.msisdn == reviewed.msisdn)).one()
+        assert sim.status == "available"
         badge = s.get(Badge, "b1")
         assert badge is not None
         assert badge.revoked_at is not None
         hooks = list(s.scalars(select(WebhookDelivery)))
         events = sorted(h.event for h in hooks)
-        assert events == ["agent.revoked", "order.decided", "order.decided"]
+        assert events == ["agent.revoked", "order.decided", "order.decided", "order.decided"]
         agent_hook = next(h for h in hooks if h.event == "agent.revoked")
         assert agent_hook.url == NEW_AGENT["webhook_url"]
         assert agent_hook.order_id is None
         assert sorted(json.loads(agent_hook.body)["stopped_orders"]) == sorted(order_ids)
+        assert json.loads(agent_hook.body)["rejected_in_review"] == [in_review]
         kinds = [e.kind for e in s.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
         assert "agent.revoked" in kinds
         assert kinds.count("order.decided") == 2
+        assert kinds.count("order.reviewed") == 1
         assert audit.verify(s).ok
     # Every queued webhook was sent to the broker after its row committed.
     assert sorted(arg for task, arg in back.sent if task == enqueue.WEBHOOK) == sorted(
