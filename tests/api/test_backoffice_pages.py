@@ -437,6 +437,10 @@ def test_auditor_search_chain_and_evidence(desk: Desk) -> None:
     page = client.get("/backoffice/audit", params={"outcome": "needs_review"})
     assert page.status_code == 200
     assert f'data-order="{order_id}"' in page.text
+    # A search shows the chain's head only; the whole chain is recomputed on request.
+    assert 'id="chain"' not in page.text
+    assert 'id="chain-head"' in page.text
+    page = client.get("/backoffice/audit", params={"verify": "true"})
     assert 'data-ok="true"' in page.text
     none = client.get("/backoffice/audit", params={"outcome": "approved"})
     assert f'data-order="{order_id}"' not in none.text

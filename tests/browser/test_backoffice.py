@@ -386,6 +386,7 @@ def test_auditor_searches_and_downloads_evidence(live: LiveStack, open_page: Ope
     day = dt.datetime.fromisoformat(decided["decided_at"]).astimezone(dt.UTC).date().isoformat()
     with open_page() as (page, console):
         sign_in(page, live, "auditor", "/backoffice/audit")
+        page.get_by_role("button", name=re.compile("Verify the whole audit chain")).click()
         expect(page.locator("#chain")).to_have_attribute("data-ok", "true")
         page.get_by_label(re.compile("^从")).fill(day)
         page.get_by_label(re.compile("^到")).fill(day)
